@@ -1,0 +1,17 @@
+"""The project's error types: one root, a few specific ones callers act on."""
+
+
+class DetectorError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class SettingsError(DetectorError):
+    """A setting is missing, unknown or invalid; the message names the variable."""
+
+
+class BrokerUnavailableError(DetectorError):
+    """The Kafka cluster named in the settings cannot be reached."""
+
+
+class DeliveryError(DetectorError):
+    """The broker did not acknowledge an alert or dead-letter record."""

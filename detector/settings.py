@@ -1,0 +1,254 @@
+"""The one settings tree: every DETECTOR_* variable is declared, documented and validated here.
+
+Variables are named `DETECTOR_<SECTION>_<FIELD>` with single underscores
+(`DETECTOR_ALERT_THRESHOLD`, `DETECTOR_KAFKA_BOOTSTRAP_SERVERS`). A `DETECTOR_*` name that
+matches no field is an error: pydantic-settings would silently ignore a misspelling.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from detector.errors import SettingsError
+
+ENV_PREFIX = "DETECTOR_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str = Field(
+        "", description="Comma-separated host:port list of the Kafka cluster. Required by `run`; "
+        "`demo` starts an embedded broker when empty.")
+    input_topic: str = Field("metrics", min_length=1, description="Topic the metric events are "
+                             "consumed from (key = stream id, value = JSON event).")
+    output_topic: str = Field("alerts", min_length=1, description="Topic alerts are published to "
+                              "(key = stream id, value = JSON alert).")
+    dlq_topic: str = Field("", description="Dead-letter topic for records that cannot be "
+                           "processed; empty = bad records are only logged and counted.")
+    group_id: str = Field("lstm-detector", min_length=1, description="Consumer group id.")
+    client_id: str = Field("lstm-detector", min_length=1, description="Kafka client id.")
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        "earliest", description="Where a group without committed offsets starts.")
+    session_timeout_ms: int = Field(10_000, ge=1_000, le=3_600_000, description="Consumer "
+                                    "group session timeout (the broker's group.min/max apply).")
+    heartbeat_interval_ms: int = Field(3_000, ge=100, le=1_200_000, description="Consumer "
+                                       "heartbeat interval; keep below a third of the session "
+                                       "timeout.")
+    max_poll_records: int = Field(2_000, ge=1, le=100_000, description="Most records taken in "
+                                  "one poll, i.e. one scoring batch.")
+    max_poll_interval_ms: int = Field(300_000, ge=1_000, description="Longest gap between polls "
+                                      "before the member is considered dead.")
+    poll_timeout_ms: int = Field(500, ge=1, le=60_000, description="How long one poll waits "
+                                 "for records.")
+    request_timeout_ms: int = Field(30_000, ge=1_000, description="Client request timeout.")
+    create_topics: bool = Field(False, description="Create the input, output and dead-letter "
+                                "topics at start-up when they are missing.")
+    topic_partitions: int = Field(4, ge=1, le=10_000, description="Partitions of topics created "
+                                  "by create_topics.")
+    replication_factor: int = Field(1, ge=1, le=10, description="Replication factor of topics "
+                                    "created by create_topics.")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol.")
+    sasl_mechanism: Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "", description="SASL mechanism when security_protocol is SASL_*.")
+    sasl_username: str = Field("", description="SASL user name.")
+    sasl_password: SecretStr = Field(SecretStr(""), description="SASL password (never logged).")
+    ssl_cafile: str = Field("", description="CA bundle (PEM) to verify the brokers.")
+    ssl_certfile: str = Field("", description="Client certificate (PEM) for mutual TLS.")
+    ssl_keyfile: str = Field("", description="Client private key (PEM) for mutual TLS.")
+    ssl_password: SecretStr = Field(SecretStr(""), description="Password of the client key "
+                                    "(never logged).")
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> KafkaSettings:
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ValueError("heartbeat_interval_ms must be lower than session_timeout_ms")
+        if self.security_protocol.startswith("SASL") and not self.sasl_mechanism:
+            raise ValueError(f"sasl_mechanism is required with {self.security_protocol}")
+        return self
+
+    @property
+    def bootstrap_list(self) -> list[str]:
+        return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
+
+
+class ModelSettings(_Section):
+    path: str = Field("", description="Model file saved by `detector train` to start from; "
+                      "empty = start untrained and learn online.")
+    hidden_size: int = Field(32, ge=4, le=512, description="LSTM hidden units.")
+    window: int = Field(8, ge=2, le=128, description="Events per window the decoder "
+                        "reconstructs from the carried state (also the BPTT length).")
+    max_metrics: int = Field(8, ge=1, le=64, description="Most metrics one stream may carry.")
+    learning_rate: float = Field(3e-3, gt=0, le=1, description="Adam learning rate of the "
+                                 "online updates.")
+    train_batch: int = Field(16, ge=1, le=4_096, description="Windows per online training "
+                             "step; a step runs as soon as this many are ready.")
+    learn: bool = Field(True, description="Keep learning online from the stream.")
+    log_transform: bool = Field(True, description="Feed sign(x)*log1p(|x|) to the model: "
+                                "traffic counters are multiplicative.")
+    normalizer_halflife: float = Field(500.0, gt=1, description="Half-life, in events, of the "
+                                       "per-stream running mean and variance.")
+    seed: int = Field(0, ge=0, description="Seed of the weight initialisation.")
+    threads: int = Field(1, ge=1, le=64, description="torch intra-op threads.")
+
+
+class AlertSettings(_Section):
+    threshold: float = Field(0.5, ge=0.0, le=1.0, description="Score at or above which an "
+                             "alert is raised.")
+    critical_threshold: float = Field(0.8, ge=0.0, le=1.0, description="Score at or above which "
+                                      "an alert's severity is critical instead of warning.")
+    overrides: dict[str, float] = Field(default_factory=dict, description="Per-stream "
+                                        "thresholds as JSON, glob pattern → threshold, first "
+                                        "match wins, e.g. {\"core-*\": 0.7}.")
+    cooldown_events: int = Field(30, ge=0, le=1_000_000, description="Events of a stream after "
+                                 "an alert during which it does not alert again.")
+    warmup_events: int = Field(64, ge=0, le=1_000_000, description="Events of a new stream "
+                               "during which it scores 0 and never alerts.")
+    calibration_halflife: float = Field(2_000.0, gt=1, description="Half-life, in events, of "
+                                        "the per-stream error statistics the score is "
+                                        "calibrated against.")
+
+    @model_validator(mode="after")
+    def _check_thresholds(self) -> AlertSettings:
+        if self.critical_threshold < self.threshold:
+            raise ValueError("critical_threshold must be >= threshold")
+        for pattern, value in self.overrides.items():
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"override {pattern!r}: threshold {value} is outside [0, 1]")
+        return self
+
+
+class StateSettings(_Section):
+    max_streams: int = Field(100_000, ge=1, le=10_000_000, description="Most streams held at "
+                             "once per partition; events of further new streams are rejected.")
+    initial_capacity: int = Field(1_024, ge=1, le=10_000_000, description="Stream slots "
+                                  "preallocated per partition; the arena doubles up to "
+                                  "max_streams.")
+    max_event_bytes: int = Field(65_536, ge=256, le=16_777_216, description="Larger records "
+                                 "are rejected as bad input.")
+    max_stream_id_length: int = Field(256, ge=1, le=4_096, description="Longer stream ids are "
+                                      "rejected as bad input.")
+
+
+class LogSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    format: Literal["auto", "json", "console"] = Field(
+        "auto", description="json for production, console for a terminal; auto picks console "
+        "on a TTY.")
+
+
+class ServiceSettings(_Section):
+    shutdown_timeout_s: float = Field(20.0, gt=0, le=600, description="Deadline for the "
+                                      "graceful stop (finish batch, flush, commit, close).")
+    stats_interval_s: float = Field(30.0, gt=0, description="Seconds between progress log "
+                                    "lines.")
+
+
+class Settings(BaseSettings):
+    """Everything the daemon can be told; sections map to DETECTOR_<SECTION>_<FIELD>."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        case_sensitive=False,
+        extra="forbid",
+        frozen=True,
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    model: ModelSettings = ModelSettings()
+    alert: AlertSettings = AlertSettings()
+    state: StateSettings = StateSettings()
+    log: LogSettings = LogSettings()
+    service: ServiceSettings = ServiceSettings()
+
+
+def iter_setting_fields() -> Iterator[tuple[str, str, Any, str]]:
+    """(env name, section, default, description) for every setting, in declaration order."""
+    for section, field in Settings.model_fields.items():
+        model = field.annotation
+        for name, sub in model.model_fields.items():  # type: ignore[union-attr]
+            default = sub.get_default(call_default_factory=True)
+            yield f"{ENV_PREFIX}{section}_{name}".upper(), section, default, sub.description or ""
+
+
+def known_env_names() -> frozenset[str]:
+    return frozenset(name for name, *_ in iter_setting_fields())
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the settings, raising SettingsError naming the offending variable."""
+    known = known_env_names()
+    unknown = sorted(k for k in os.environ
+                     if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
+    if unknown:
+        raise SettingsError(f"{unknown[0]}: unknown setting (every setting is listed in "
+                            "config.example.env)")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    loc = [str(p) for p in first["loc"]]
+    name = f"{ENV_PREFIX}{'_'.join(loc)}".upper() if loc else "settings"
+    message = first["msg"]
+    if first.get("type") not in ("value_error", "missing") and "input" in first:
+        shown = first["input"]
+        if isinstance(shown, str | int | float) and "password" not in name.lower():
+            message = f"{message} (got {shown!r})"
+    return f"{name}: {message}"
+
+
+def render_example_env() -> str:
+    """config.example.env, generated from the model so it can never go stale."""
+    lines = [
+        "# lstm-detector settings: every DETECTOR_* variable with its default and meaning.",
+        "# Generated by `detector config --example`; a test fails when this file is stale.",
+    ]
+    current = None
+    for env_name, section, default, description in iter_setting_fields():
+        if section != current:
+            lines += ["", f"# --- {section} ---"]
+            current = section
+        lines.append(f"# {description}")
+        lines.append(f"{env_name}={_render_default(default)}")
+    return "\n".join(lines) + "\n"
+
+
+def _render_default(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        import json
+
+        return json.dumps(value)
+    return str(value)
+
+
+def settings_summary(settings: Settings) -> dict[str, Any]:
+    """Settings safe to log: secrets are masked by SecretStr's own repr."""
+    return {
+        section: {k: ("**********" if isinstance(v, SecretStr) and v.get_secret_value() else
+                      ("" if isinstance(v, SecretStr) else v))
+                  for k, v in getattr(settings, section)}
+        for section in Settings.model_fields
+    }
+
+
+def example_env_path() -> Path:
+    return Path(__file__).resolve().parent.parent / "config.example.env"
