@@ -1,0 +1,5 @@
+"""The scoring engine: pure computation over batches of events; knows nothing of Kafka."""
+
+from detector.engine.engine import BatchResult, Engine, EngineConfig, Event
+
+__all__ = ["BatchResult", "Engine", "EngineConfig", "Event"]

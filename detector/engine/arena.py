@@ -1,0 +1,97 @@
+"""Per-stream state in preallocated arrays indexed by stream slot, and the id ↔ slot map.
+
+Every per-stream quantity (LSTM state, recent window, normaliser and calibration statistics,
+alert cooldown) is a row of one array, so a batch of streams is stepped with a handful of
+vectorised operations. The arena doubles its capacity when full, up to `max_streams`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+N_TIME_FEATURES = 4
+
+
+@dataclass(frozen=True)
+class ArenaShape:
+    hidden: int
+    window: int
+    max_metrics: int
+
+
+# name -> (trailing shape builder, dtype). One table so growth and codecs cannot miss a field.
+def _field_specs(shape: ArenaShape) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    h, k, d = shape.hidden, shape.window, shape.max_metrics
+    f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
+    return {
+        "h": ((h,), f32), "c": ((h,), f32),            # carried LSTM state
+        "h0": ((h,), f32), "c0": ((h,), f32),          # state at the start of the open chunk
+        "hist": ((2 * k, d), f32),                     # last 2K normalised inputs, newest last
+        "hist_valid": ((2 * k, d), f32),               # 1 where that input was present
+        "hist_time": ((2 * k, N_TIME_FEATURES), f32),  # their time-of-day/week features
+        "metric_mask": ((d,), f32),                    # 1 for the stream's metric columns
+        "norm_mean": ((d,), f64), "norm_var": ((d,), f64), "norm_count": ((d,), f64),
+        "res_var": ((d,), f64), "res_count": ((), f64),  # forecast residual statistics
+        "threshold": ((), f64),
+        "cooldown": ((), np.dtype(np.int64)),
+        "events_seen": ((), np.dtype(np.int64)),
+        "chunk_pos": ((), np.dtype(np.int64)),
+    }
+
+
+class StreamArena:
+    """Stream id ↔ slot, and every per-stream array."""
+
+    def __init__(self, shape: ArenaShape, *, capacity: int, max_streams: int) -> None:
+        self.shape = shape
+        self.max_streams = max_streams
+        self.capacity = 0
+        self._slot_of: dict[str, int] = {}
+        self.stream_ids: list[str] = []
+        self.metric_names: list[tuple[str, ...]] = []
+        self._specs = _field_specs(shape)
+        self.arrays: dict[str, np.ndarray] = {}
+        self._grow(min(capacity, max_streams))
+
+    def __len__(self) -> int:
+        return len(self.stream_ids)
+
+    def slot(self, stream: str) -> int | None:
+        return self._slot_of.get(stream)
+
+    def add(self, stream: str, metric_names: tuple[str, ...], threshold: float) -> int:
+        """Claim a fresh slot for a new stream; caller checks `is_full` first."""
+        slot = len(self.stream_ids)
+        if slot >= self.capacity:
+            self._grow(min(self.capacity * 2, self.max_streams))
+        self._slot_of[stream] = slot
+        self.stream_ids.append(stream)
+        self.metric_names.append(metric_names)
+        self.arrays["metric_mask"][slot, : len(metric_names)] = 1.0
+        self.arrays["threshold"][slot] = threshold
+        return slot
+
+    @property
+    def is_full(self) -> bool:
+        return len(self.stream_ids) >= self.max_streams
+
+    def tensor(self, name: str) -> torch.Tensor:
+        """A torch view sharing memory with the numpy array (no copy)."""
+        return self._tensors[name]
+
+    def state_bytes_per_stream(self) -> int:
+        return sum(a[0].nbytes for a in self.arrays.values())
+
+    def _grow(self, capacity: int) -> None:
+        new = {}
+        for name, (trailing, dtype) in self._specs.items():
+            arr = np.zeros((capacity, *trailing), dtype=dtype)
+            if name in self.arrays:
+                arr[: self.capacity] = self.arrays[name][: self.capacity]
+            new[name] = arr
+        self.arrays = new
+        self.capacity = capacity
+        self._tensors = {n: torch.from_numpy(a) for n, a in new.items() if a.dtype == np.float32}

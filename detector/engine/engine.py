@@ -1,0 +1,310 @@
+"""Engine.process(batch of events) → scores, alert decisions and explanations, in input order.
+
+One Engine is one shard of streams with its own model (the daemon keeps one per Kafka
+partition, the replay one per file), so its results depend only on the order of its own
+events, never on how they were cut into batches:
+
+* events of one batch are stepped in *waves*: the i-th event of every stream in the batch
+  forms wave i, one vectorised step across streams, so a stream's events keep their order;
+* the shared weights change only at fixed points of the event sequence (every `train_batch`
+  completed windows), and a batch is split into segments at those points.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from detector.engine import calibrator, normalizer, policy
+from detector.engine.arena import N_TIME_FEATURES, ArenaShape, StreamArena
+from detector.engine.lstm_ae import LstmAutoencoder
+
+SECONDS_PER_DAY = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    stream: str
+    ts: float  # epoch seconds
+    metrics: Mapping[str, float]  # NaN = value missing (scored, not learned from)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    hidden_size: int = 32
+    window: int = 8
+    max_metrics: int = 8
+    learning_rate: float = 3e-3
+    train_batch: int = 16
+    learn: bool = True
+    log_transform: bool = True
+    normalizer_halflife: float = 500.0
+    calibration_halflife: float = 2_000.0
+    warmup_events: int = 64
+    cooldown_events: int = 30
+    threshold: float = 0.5
+    critical_threshold: float = 0.8
+    threshold_overrides: Mapping[str, float] = field(default_factory=dict)
+    max_streams: int = 100_000
+    initial_capacity: int = 1_024
+    seed: int = 0
+
+    @classmethod
+    def from_settings(cls, settings: object) -> EngineConfig:
+        m, a, s = settings.model, settings.alert, settings.state  # type: ignore[attr-defined]
+        return cls(
+            hidden_size=m.hidden_size, window=m.window, max_metrics=m.max_metrics,
+            learning_rate=m.learning_rate, train_batch=m.train_batch, learn=m.learn,
+            log_transform=m.log_transform, normalizer_halflife=m.normalizer_halflife,
+            calibration_halflife=a.calibration_halflife, warmup_events=a.warmup_events,
+            cooldown_events=a.cooldown_events, threshold=a.threshold,
+            critical_threshold=a.critical_threshold, threshold_overrides=dict(a.overrides),
+            max_streams=s.max_streams, initial_capacity=s.initial_capacity, seed=m.seed)
+
+
+@dataclass
+class BatchResult:
+    """Per-event outcome, aligned with the input batch. Rejected events have a reason."""
+
+    rejected: list[str | None]
+    score: np.ndarray
+    error: np.ndarray
+    alert: np.ndarray
+    threshold: np.ndarray
+    warming: np.ndarray
+    expected: np.ndarray  # [n, max_metrics] forecast in the metric's own units
+    actual: np.ndarray    # [n, max_metrics]
+    metric_names: list[tuple[str, ...]]
+
+    def __len__(self) -> int:
+        return len(self.rejected)
+
+    def explanation(self, i: int) -> tuple[dict[str, float], dict[str, float]]:
+        """(expected, actual) per metric for event i."""
+        names = self.metric_names[i]
+        expected = {n: float(self.expected[i, j]) for j, n in enumerate(names)}
+        actual = {n: float(self.actual[i, j]) for j, n in enumerate(names)}
+        return expected, actual
+
+
+def time_features(ts: np.ndarray) -> np.ndarray:
+    """sin/cos of time of day and of day of week (Monday 00:00 UTC = 0), shape [B, 4]."""
+    day = np.mod(ts, SECONDS_PER_DAY) / SECONDS_PER_DAY
+    week = np.mod(ts / SECONDS_PER_DAY + 3.0, 7.0) / 7.0  # 1970-01-01 was a Thursday
+    tau = 2.0 * math.pi
+    return np.stack((np.sin(tau * day), np.cos(tau * day),
+                     np.sin(tau * week), np.cos(tau * week)), axis=1).astype(np.float32)
+
+
+class Engine:
+    """One shard of streams: arena + model + online trainer."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.arena = StreamArena(
+            ArenaShape(config.hidden_size, config.window, config.max_metrics),
+            capacity=config.initial_capacity, max_streams=config.max_streams)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.model = LstmAutoencoder(config.max_metrics, N_TIME_FEATURES,
+                                         config.hidden_size, config.window)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
+        self._metric_sets: list[frozenset[str]] = []
+        self._pending: list[tuple[int, dict[str, np.ndarray]]] = []
+        self.events_processed = 0
+        self.train_steps = 0
+        self.last_train_loss = float("nan")
+
+    # -- public ------------------------------------------------------------------------
+
+    def process(self, events: Sequence[Event]) -> BatchResult:
+        n, d = len(events), self.config.max_metrics
+        result = BatchResult(
+            rejected=[None] * n, score=np.zeros(n), error=np.full(n, np.nan),
+            alert=np.zeros(n, dtype=bool), threshold=np.zeros(n), warming=np.zeros(n, bool),
+            expected=np.full((n, d), np.nan), actual=np.full((n, d), np.nan),
+            metric_names=[()] * n)
+        slots, segment, wave = self._plan(events, result)
+        accepted = np.flatnonzero(slots >= 0)
+        if accepted.size == 0:
+            return result
+        ts = np.array([events[i].ts for i in accepted], dtype=np.float64)
+        ts_all = np.zeros(n)
+        ts_all[accepted] = ts
+        order = accepted[np.lexsort((accepted, wave[accepted], segment[accepted]))]
+        seq0 = self.events_processed
+        seg_sorted = segment[order]
+        for seg_idx in np.split(order, np.flatnonzero(np.diff(seg_sorted)) + 1):
+            waves = wave[seg_idx]
+            for group in np.split(seg_idx, np.flatnonzero(np.diff(waves)) + 1):
+                self._step_wave(group, slots[group], ts_all[group], seq0, result)
+            # The plan cut this segment exactly where train_batch windows became ready.
+            if len(self._pending) >= self.config.train_batch:
+                self._train_step()
+        self.events_processed += n
+        return result
+
+    def slot_of(self, stream: str) -> int | None:
+        return self.arena.slot(stream)
+
+    # -- batch planning ----------------------------------------------------------------
+
+    def _plan(self, events: Sequence[Event], result: BatchResult
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Slot, segment and wave of every event; fills result.actual and rejections."""
+        cfg, arena = self.config, self.arena
+        n = len(events)
+        slots = np.full(n, -1, dtype=np.int64)
+        segment = np.zeros(n, dtype=np.int64)
+        wave = np.zeros(n, dtype=np.int64)
+        k = cfg.window
+        chunk_pos, seen = arena.arrays["chunk_pos"], arena.arrays["events_seen"]
+        # slot -> [chunk position, events seen, next wave, segment of that wave counter]
+        local: dict[int, list[int]] = {}
+        pending, current = len(self._pending), 0
+        actual = result.actual
+        for i, ev in enumerate(events):
+            slot = arena.slot(ev.stream)
+            if slot is None:
+                slot = self._admit(ev, result, i)
+                if slot is None:
+                    continue
+            elif not ev.metrics.keys() <= self._metric_sets[slot]:
+                extra = sorted(set(ev.metrics) - self._metric_sets[slot])
+                result.rejected[i] = (f"stream {ev.stream!r}: unknown metrics {extra}; its "
+                                      f"metrics are {list(arena.metric_names[slot])}")
+                continue
+            names = arena.metric_names[slot]
+            for j, name in enumerate(names):
+                actual[i, j] = ev.metrics.get(name, math.nan)
+            result.metric_names[i] = names
+            st = local.get(slot)
+            if st is None:
+                st = local[slot] = [int(chunk_pos[slot]), int(seen[slot]), 0, current]
+            if st[3] != current:
+                st[2], st[3] = 0, current
+            slots[i], segment[i], wave[i] = slot, current, st[2]
+            st[2] += 1
+            st[1] += 1
+            st[0] += 1
+            if st[0] == k:
+                st[0] = 0
+                if cfg.learn and st[1] >= 2 * k:
+                    pending += 1
+                    if pending >= cfg.train_batch:
+                        pending, current = 0, current + 1
+        return slots, segment, wave
+
+    def _admit(self, ev: Event, result: BatchResult, i: int) -> int | None:
+        cfg, arena = self.config, self.arena
+        names = tuple(ev.metrics)
+        if not names:
+            result.rejected[i] = f"stream {ev.stream!r}: event has no metrics"
+            return None
+        if len(names) > cfg.max_metrics:
+            result.rejected[i] = (f"stream {ev.stream!r}: {len(names)} metrics, more than "
+                                  f"DETECTOR_MODEL_MAX_METRICS={cfg.max_metrics}")
+            return None
+        if any(math.isnan(v) for v in ev.metrics.values()):
+            result.rejected[i] = (f"stream {ev.stream!r}: the first event of a stream must "
+                                  "carry every metric")
+            return None
+        if arena.is_full:
+            result.rejected[i] = (f"stream {ev.stream!r}: stream limit reached "
+                                  f"(DETECTOR_STATE_MAX_STREAMS={cfg.max_streams})")
+            return None
+        thr = policy.threshold_for(ev.stream, cfg.threshold, cfg.threshold_overrides)
+        slot = arena.add(ev.stream, names, thr)
+        self._metric_sets.append(frozenset(names))
+        return slot
+
+    # -- one vectorised step -------------------------------------------------------------
+
+    def _step_wave(self, idx: np.ndarray, s: np.ndarray, ts: np.ndarray, seq0: int,
+                   result: BatchResult) -> None:
+        cfg, a = self.config, self.arena.arrays
+        k = cfg.window
+        mask = a["metric_mask"][s] > 0
+        y = normalizer.compress(result.actual[idx], cfg.log_transform)
+        valid = mask & ~np.isnan(y)
+        y = np.where(valid, y, 0.0)
+        mean, var, count = a["norm_mean"][s], a["norm_var"][s], a["norm_count"][s]
+        z = normalizer.normalise(y, valid, mean, var, count).astype(np.float32)
+        valid32 = valid.astype(np.float32)
+        tf = time_features(ts)
+        s_t = torch.from_numpy(s)
+        h_all, c_all = self.arena.tensor("h"), self.arena.tensor("c")
+        with torch.inference_mode():
+            h, c = h_all[s_t], c_all[s_t]
+            tf_t = torch.from_numpy(tf)
+            forecast = self.model.decode(h, tf_t)[:, -1].numpy().astype(np.float64)
+            z_t, v_t = torch.from_numpy(z), torch.from_numpy(valid32)
+            h_new, c_new = self.model.step(z_t, v_t, tf_t, h, c)
+            h_all[s_t], c_all[s_t] = h_new, c_new
+
+        residual = np.where(valid, z - forecast, 0.0)
+        n_valid = valid.sum(axis=1)
+        error = np.where(n_valid > 0, (residual * residual).sum(axis=1)
+                         / np.maximum(n_valid, 1), np.nan)
+        result.error[idx] = error
+        result.expected[idx] = normalizer.decompress(
+            normalizer.denormalise(forecast, mean, var), cfg.log_transform)
+
+        seen = a["events_seen"][s]
+        warming = seen < cfg.warmup_events
+        res_var, res_count = a["res_var"][s], a["res_count"][s]
+        score = calibrator.score(calibrator.surprise(residual, valid, res_var), n_valid)
+        score = np.where(warming, 0.0, score)
+        # The first window's forecasts come from an empty state: keep them out of the history.
+        learn = seen >= k
+        rv2, rc2 = calibrator.update(residual, valid, res_var, res_count,
+                                     cfg.calibration_halflife)
+        a["res_var"][s] = np.where(learn[:, None], rv2, res_var)
+        a["res_count"][s] = np.where(learn, rc2, res_count)
+
+        alert, cooldown = policy.decide(score, a["threshold"][s], a["cooldown"][s], warming,
+                                        cfg.cooldown_events)
+        a["cooldown"][s] = cooldown
+        result.score[idx], result.alert[idx] = score, alert
+        result.threshold[idx], result.warming[idx] = a["threshold"][s], warming
+
+        nm, nv, nc = normalizer.update(y, valid, mean, var, count, cfg.normalizer_halflife)
+        a["norm_mean"][s], a["norm_var"][s], a["norm_count"][s] = nm, nv, nc
+        for name, new in (("hist", z), ("hist_valid", valid32), ("hist_time", tf)):
+            arr = a[name]
+            arr[s] = np.concatenate((arr[s][:, 1:], new[:, None]), axis=1)
+
+        seen = seen + 1
+        a["events_seen"][s] = seen
+        pos = a["chunk_pos"][s] + 1
+        done = pos == k
+        a["chunk_pos"][s] = np.where(done, 0, pos)
+        if done.any():
+            ds = s[done]
+            if cfg.learn:
+                ready = seen[done] >= 2 * k
+                for j, slot in zip(np.flatnonzero(done)[ready], ds[ready], strict=True):
+                    self._pending.append((seq0 + int(idx[j]), {
+                        name: a[name][slot].copy()
+                        for name in ("h0", "c0", "hist", "hist_valid", "hist_time")}))
+            a["h0"][ds], a["c0"][ds] = a["h"][ds], a["c"][ds]
+
+    def _train_step(self) -> None:
+        samples = [sample for _, sample in sorted(self._pending, key=lambda p: p[0])]
+        self._pending.clear()
+        batch = {name: torch.from_numpy(np.stack([smp[name] for smp in samples]))
+                 for name in samples[0]}
+        self.model.train()
+        loss = self.model.window_loss(batch["h0"], batch["c0"], batch["hist"],
+                                      batch["hist_valid"], batch["hist_time"])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        self.model.eval()
+        self.train_steps += 1
+        self.last_train_loss = float(loss.detach())

@@ -1,0 +1,48 @@
+"""The LSTM autoencoder: a gated cell carried per stream, and a decoder for the recent window.
+
+At each event the decoder reconstructs the stream's last `window` inputs from the state carried
+up to the previous event plus the event's time features. The newest element of that window
+has not been seen by the state yet, so its reconstruction is also the model's forecast: the
+`expected` values of an alert. Training uses truncated back-propagation over one window.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class LstmAutoencoder(nn.Module):
+    def __init__(self, n_metrics: int, n_time: int, hidden: int, window: int) -> None:
+        super().__init__()
+        self.n_metrics, self.n_time, self.hidden, self.window = n_metrics, n_time, hidden, window
+        # Input: normalised values, their presence flags, time features.
+        self.cell = nn.LSTMCell(2 * n_metrics + n_time, hidden)
+        self.decoder = nn.Sequential(
+            nn.Linear(hidden + n_time, hidden), nn.Tanh(), nn.Linear(hidden, window * n_metrics))
+
+    def step(self, z: torch.Tensor, valid: torch.Tensor, time: torch.Tensor,
+             h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.cell(torch.cat((z * valid, valid, time), dim=1), (h, c))
+
+    def decode(self, h: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+        """[B, window, n_metrics] reconstruction of the window ending at the coming event."""
+        out = self.decoder(torch.cat((h, time), dim=1))
+        return out.view(-1, self.window, self.n_metrics)
+
+    def window_loss(self, h0: torch.Tensor, c0: torch.Tensor, hist: torch.Tensor,
+                    hist_valid: torch.Tensor, hist_time: torch.Tensor) -> torch.Tensor:
+        """Masked MSE over one chunk: hist holds 2K steps, the chunk is the newest K."""
+        k = self.window
+        h, c = h0, c0
+        total = hist.new_zeros(())
+        weight = hist.new_zeros(())
+        for step in range(k):
+            pos = k + step
+            recon = self.decode(h, hist_time[:, pos])
+            target = hist[:, step + 1: pos + 1]
+            mask = hist_valid[:, step + 1: pos + 1]
+            total = total + (mask * (recon - target) ** 2).sum()
+            weight = weight + mask.sum()
+            h, c = self.step(hist[:, pos], hist_valid[:, pos], hist_time[:, pos], h, c)
+        return total / weight.clamp_min(1.0)

@@ -1,0 +1,53 @@
+"""Per-stream online normalisation of metric values, vectorised over slots.
+
+Values are optionally log-compressed (traffic counters are multiplicative), then z-scored
+against an exponentially weighted running mean and variance whose half-life is in events.
+Early on the weight is 1/n, so the first events give an exact running mean.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+Z_CLIP = 20.0
+
+
+def compress(values: np.ndarray, log_transform: bool) -> np.ndarray:
+    if not log_transform:
+        return values
+    return np.sign(values) * np.log1p(np.abs(values))
+
+
+def decompress(values: np.ndarray, log_transform: bool) -> np.ndarray:
+    if not log_transform:
+        return values
+    return np.sign(values) * np.expm1(np.minimum(np.abs(values), 700.0))
+
+
+def _std(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+    # A floor relative to the level keeps a flat line from turning rounding noise into alarms.
+    return np.sqrt(np.maximum(var, 0.0)) + 1e-3 * (1.0 + np.abs(mean))
+
+
+def normalise(y: np.ndarray, valid: np.ndarray, mean: np.ndarray, var: np.ndarray,
+              count: np.ndarray) -> np.ndarray:
+    """z-scores of compressed values y [B, D]; 0 where invalid or never seen."""
+    z = (y - mean) / _std(mean, var)
+    seen = valid & (count > 0)
+    return np.where(seen, np.clip(z, -Z_CLIP, Z_CLIP), 0.0)
+
+
+def denormalise(z: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+    return mean + z * _std(mean, var)
+
+
+def update(y: np.ndarray, valid: np.ndarray, mean: np.ndarray, var: np.ndarray,
+           count: np.ndarray, halflife: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """New (mean, var, count) after observing y where valid."""
+    floor = 1.0 - 0.5 ** (1.0 / halflife)
+    new_count = count + valid
+    alpha = np.where(valid, np.maximum(1.0 / np.maximum(new_count, 1.0), floor), 0.0)
+    delta = np.where(valid, y - mean, 0.0)
+    new_mean = mean + alpha * delta
+    new_var = (1.0 - alpha) * (var + alpha * delta * delta)
+    return new_mean, new_var, new_count
