@@ -50,6 +50,8 @@ class KafkaSettings(_Section):
     poll_timeout_ms: int = Field(500, ge=1, le=60_000, description="How long one poll waits "
                                  "for records.")
     request_timeout_ms: int = Field(30_000, ge=1_000, description="Client request timeout.")
+    connect_timeout_ms: int = Field(30_000, ge=100, le=600_000, description="How long to try "
+                                    "reaching the cluster at start-up before giving up (exit 2).")
     create_topics: bool = Field(False, description="Create the input, output and dead-letter "
                                 "topics at start-up when they are missing.")
     topic_partitions: int = Field(4, ge=1, le=10_000, description="Partitions of topics created "

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from detector import __version__
 from detector.engine import calibrator, normalizer, policy
 from detector.engine.arena import N_TIME_FEATURES, ArenaShape, StreamArena
 from detector.engine.lstm_ae import LstmAutoencoder
@@ -147,6 +148,11 @@ class Engine:
                 self._train_step()
         self.events_processed += n
         return result
+
+    @property
+    def model_version(self) -> str:
+        cfg = self.config
+        return f"lstm-ae/{__version__}/h{cfg.hidden_size}-w{cfg.window}/online"
 
     def slot_of(self, stream: str) -> int | None:
         return self.arena.slot(stream)

@@ -1,0 +1,60 @@
+"""Alert: what is published for an anomalous event, its deterministic id, JSON and schema."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+
+import orjson
+
+from detector.records import Coordinates, format_ts
+
+# Fixed namespace: alert ids are uuid5(source coordinates), so re-processing the same record
+# after a crash or a replay yields the same id and consumers can de-duplicate.
+ALERT_NAMESPACE = uuid.UUID("5f1d3c1e-8a57-4d4e-9a62-6f0c2d9b7e11")
+
+
+def alert_id(coords: Coordinates) -> str:
+    return str(uuid.uuid5(ALERT_NAMESPACE, f"{coords.topic}/{coords.partition}/{coords.offset}"))
+
+
+@dataclass(frozen=True)
+class Alert:
+    alert_id: str
+    stream: str
+    ts: str
+    score: float
+    threshold: float
+    severity: str
+    reconstruction_error: float
+    expected: dict[str, float]
+    actual: dict[str, float]
+    model_version: str
+    source: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, *, coords: Coordinates, stream: str, ts: float, score: float,
+              threshold: float, severity: str, error: float, expected: dict[str, float],
+              actual: dict[str, float], model_version: str) -> Alert:
+        return cls(alert_id=alert_id(coords), stream=stream, ts=format_ts(ts),
+                   score=round(float(score), 6), threshold=float(threshold), severity=severity,
+                   reconstruction_error=float(error),
+                   expected={k: _finite(v) for k, v in expected.items()},
+                   actual={k: _finite(v) for k, v in actual.items()},
+                   model_version=model_version,
+                   source={"topic": coords.topic, "partition": coords.partition,
+                           "offset": coords.offset})
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+
+def _finite(v: float) -> float | None:
+    return float(v) if v == v and abs(v) != float("inf") else None
+
+
+def alert_schema() -> dict:
+    text = resources.files("detector").joinpath("schemas/alert.schema.json").read_text()
+    return json.loads(text)

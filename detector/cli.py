@@ -1,0 +1,140 @@
+"""`detector` command line: run, simulate, demo, config. Settings errors exit 2 in one line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import structlog
+
+from detector import __version__
+from detector.errors import BrokerUnavailableError, DetectorError, SettingsError
+from detector.logs import configure_logging
+from detector.settings import Settings, load_settings, render_example_env, settings_summary
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+log = structlog.get_logger("detector.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="detector",
+        description="Streaming anomaly detection for network traffic and server metrics. "
+        "Every setting is a DETECTOR_* environment variable (see config.example.env).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("run", help="run the daemon: consume events, score them, publish alerts",
+                   description="Run the daemon against DETECTOR_KAFKA_BOOTSTRAP_SERVERS. "
+                   "SIGTERM/SIGINT stop it gracefully (finish batch, flush, commit, close).")
+
+    sim = sub.add_parser("simulate", help="produce synthetic network telemetry to the input "
+                         "topic", description="Produce realistic traffic (daily/weekly cycles, "
+                         "correlated metrics, noise) with injected incidents.")
+    _traffic_options(sim, steps=2_000, rate=1_000.0)
+
+    demo = sub.add_parser("demo", help="broker + simulator + daemon in one go; prints alerts",
+                          description="Start an embedded broker (unless "
+                          "DETECTOR_KAFKA_BOOTSTRAP_SERVERS is set), simulated traffic with "
+                          "injected incidents and the daemon; print alerts as they arrive and "
+                          "which injected incident each one caught. Ctrl-C stops everything.")
+    _traffic_options(demo, steps=480, rate=2_000.0)
+
+    cfg = sub.add_parser("config", help="print or check the settings")
+    group = cfg.add_mutually_exclusive_group()
+    group.add_argument("--example", action="store_true",
+                       help="print config.example.env (every setting, default and meaning)")
+    group.add_argument("--check", action="store_true",
+                       help="validate the DETECTOR_* environment and print the effective "
+                       "settings (secrets masked)")
+    return parser
+
+
+def _traffic_options(p: argparse.ArgumentParser, *, steps: int, rate: float) -> None:
+    p.add_argument("--streams", type=int, default=40, help="streams (hosts/links) to simulate")
+    p.add_argument("--steps", type=int, default=steps, help="events per stream (5 simulated "
+                   "minutes apart)")
+    p.add_argument("--rate", type=float, default=rate, help="events per second; 0 = as fast as "
+                   "possible")
+    p.add_argument("--incidents", type=int, default=4, help="incidents to inject (spike, "
+                   "outage, level shift, relation change, in turn)")
+    p.add_argument("--seed", type=int, default=7, help="seed of the traffic and the incidents")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"detector: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.command == "config":
+        return _config(args, settings)
+    configure_logging(settings.log.level, settings.log.format)
+    try:
+        if args.command == "run":
+            return _run(settings)
+        if args.command == "simulate":
+            return _simulate(args, settings)
+        if args.command == "demo":
+            from detector.demo import run_demo  # noqa: PLC0415 - only the demo needs it
+
+            return run_demo(args, settings)
+    except (SettingsError, BrokerUnavailableError) as exc:
+        print(f"detector: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except DetectorError as exc:
+        log.error("fatal", error=str(exc))
+        return EXIT_FAILURE
+    return EXIT_USAGE
+
+
+def _config(args: argparse.Namespace, settings: Settings) -> int:
+    if args.example:
+        sys.stdout.write(render_example_env())
+    else:
+        import json  # noqa: PLC0415
+
+        print(json.dumps(settings_summary(settings), indent=2, default=str))
+    return EXIT_OK
+
+
+def _require_bootstrap(settings: Settings) -> None:
+    if not settings.kafka.bootstrap_list:
+        raise SettingsError("DETECTOR_KAFKA_BOOTSTRAP_SERVERS: required (host:port of the "
+                            "Kafka cluster)")
+
+
+def _run(settings: Settings) -> int:
+    import torch  # noqa: PLC0415 - keep `detector --help` fast
+
+    from detector.service import Daemon  # noqa: PLC0415
+
+    _require_bootstrap(settings)
+    torch.set_num_threads(settings.model.threads)
+    daemon = Daemon(settings)
+    daemon.install_signal_handlers()
+    log.info("settings", **settings_summary(settings))
+    daemon.run()
+    return EXIT_OK
+
+
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from detector.simulate import demo_plan, produce_traffic  # noqa: PLC0415
+
+    _require_bootstrap(settings)
+    if settings.kafka.create_topics:
+        from detector.io.kafka import ensure_topics  # noqa: PLC0415
+
+        ensure_topics(settings.kafka, [settings.kafka.input_topic])
+    plan = demo_plan(args.streams, args.steps, args.seed, args.incidents)
+    for incident in plan.incidents:
+        log.info("incident_planned", **incident.to_dict())
+    produce_traffic(settings.kafka, plan, args.steps, seed=args.seed, rate=args.rate)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

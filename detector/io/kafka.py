@@ -1,0 +1,97 @@
+"""kafka-python clients built from the settings: security, consumer, producer, topics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
+
+from detector.errors import BrokerUnavailableError
+from detector.settings import KafkaSettings
+
+
+def client_config(k: KafkaSettings) -> dict[str, Any]:
+    """Connection and security options shared by every client."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": k.bootstrap_list,
+        "client_id": k.client_id,
+        "security_protocol": k.security_protocol,
+        "request_timeout_ms": k.request_timeout_ms,
+        "bootstrap_timeout_ms": k.connect_timeout_ms,
+    }
+    if k.security_protocol.startswith("SASL"):
+        config.update(sasl_mechanism=k.sasl_mechanism, sasl_plain_username=k.sasl_username,
+                      sasl_plain_password=k.sasl_password.get_secret_value())
+    if k.security_protocol.endswith("SSL"):
+        config.update(ssl_cafile=k.ssl_cafile or None, ssl_certfile=k.ssl_certfile or None,
+                      ssl_keyfile=k.ssl_keyfile or None,
+                      ssl_password=k.ssl_password.get_secret_value() or None)
+    return config
+
+
+def _unreachable(k: KafkaSettings, exc: Exception) -> BrokerUnavailableError:
+    return BrokerUnavailableError(
+        f"DETECTOR_KAFKA_BOOTSTRAP_SERVERS: cannot reach Kafka at {k.bootstrap_servers!r} ({exc})")
+
+
+def build_consumer(k: KafkaSettings, *, group_id: str | None = None) -> KafkaConsumer:
+    try:
+        return KafkaConsumer(
+            **client_config(k),
+            group_id=group_id or k.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=k.auto_offset_reset,
+            session_timeout_ms=k.session_timeout_ms,
+            heartbeat_interval_ms=k.heartbeat_interval_ms,
+            max_poll_records=k.max_poll_records,
+            max_poll_interval_ms=k.max_poll_interval_ms,
+            # The classic protocol: KIP-848 groups are not supported everywhere yet.
+            partition_assignment_strategy=_assignors(),
+        )
+    except KafkaTimeoutError as exc:
+        raise _unreachable(k, exc) from None
+
+
+def _assignors() -> list[Any]:
+    from kafka.coordinator.assignors.range import RangePartitionAssignor  # noqa: PLC0415
+    from kafka.coordinator.assignors.roundrobin import (  # noqa: PLC0415
+        RoundRobinPartitionAssignor,
+    )
+
+    return [RangePartitionAssignor, RoundRobinPartitionAssignor]
+
+
+def build_producer(k: KafkaSettings, **overrides: Any) -> KafkaProducer:
+    try:
+        return KafkaProducer(
+            **client_config(k),
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            compression_type="gzip",
+            **overrides,
+        )
+    except KafkaTimeoutError as exc:
+        raise _unreachable(k, exc) from None
+
+
+def ensure_topics(k: KafkaSettings, topics: list[str]) -> list[str]:
+    """Create the missing topics; returns those created."""
+    try:
+        admin = KafkaAdminClient(**client_config(k))
+    except KafkaTimeoutError as exc:
+        raise _unreachable(k, exc) from None
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in dict.fromkeys(topics) if t and t not in existing]
+        if missing:
+            new = [NewTopic(t, k.topic_partitions, k.replication_factor) for t in missing]
+            try:
+                admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass
+        return missing
+    finally:
+        admin.close()

@@ -1,0 +1,134 @@
+"""Raw Kafka record → Event, or the reason it is bad input (returned as data, never raised).
+
+Input contract: key = stream id (UTF-8), value = JSON object
+`{"stream": id?, "ts": ISO-8601 | epoch seconds, "metrics": {name: number, ...}}`,
+or `"value": number` as shorthand for a single metric named "value".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+
+from detector.engine import Event
+
+MAX_ABS_VALUE = 1e18           # larger magnitudes are corrupt counters, not traffic
+MAX_METRIC_NAME_LENGTH = 128
+MIN_TS, MAX_TS = 0.0, 32_503_680_000.0  # 1970 .. 3000
+
+
+@dataclass(frozen=True, slots=True)
+class Coordinates:
+    topic: str
+    partition: int
+    offset: int
+
+    def __str__(self) -> str:
+        return f"{self.topic}[{self.partition}]@{self.offset}"
+
+
+@dataclass(frozen=True, slots=True)
+class BadRecord:
+    reason: str
+    coords: Coordinates
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_event_bytes: int = 65_536
+    max_stream_id_length: int = 256
+    max_metrics: int = 8
+
+
+def parse_event(key: bytes | None, value: bytes | None, limits: Limits) -> Event | str:
+    """The event a record carries, or a one-line reason why it is bad input."""
+    if not key:
+        return "missing key: the record key must be the stream id"
+    if value is None:
+        return "empty value"
+    if len(value) > limits.max_event_bytes:
+        return (f"record of {len(value)} bytes exceeds DETECTOR_STATE_MAX_EVENT_BYTES="
+                f"{limits.max_event_bytes}")
+    try:
+        stream = key.decode("utf-8")
+    except UnicodeDecodeError:
+        return "key is not valid UTF-8"
+    if len(stream) > limits.max_stream_id_length or not stream.isprintable():
+        return (f"stream id {stream[:64]!r} is not a printable string of at most "
+                f"{limits.max_stream_id_length} characters")
+    try:
+        body = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        return f"malformed JSON: {exc}"
+    if not isinstance(body, dict):
+        return f"event must be a JSON object, got {type(body).__name__}"
+    named = body.get("stream", stream)
+    if named != stream:
+        return f"key {stream!r} does not match the event's stream {str(named)[:64]!r}"
+    ts = parse_ts(body.get("ts"))
+    if isinstance(ts, str):
+        return ts
+    metrics = _parse_metrics(body, limits.max_metrics)
+    if isinstance(metrics, str):
+        return metrics
+    return Event(stream, ts, metrics)
+
+
+def parse_ts(raw: object) -> float | str:
+    if raw is None:
+        return "missing field 'ts'"
+    if isinstance(raw, bool):
+        return "ts: expected ISO-8601 text or epoch seconds, got bool"
+    if isinstance(raw, int | float):
+        ts = float(raw)
+    elif isinstance(raw, str):
+        try:
+            moment = datetime.fromisoformat(raw)
+        except ValueError:
+            return f"ts: {raw[:40]!r} is not an ISO-8601 timestamp"
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        ts = moment.timestamp()
+    else:
+        return f"ts: expected ISO-8601 text or epoch seconds, got {type(raw).__name__}"
+    if not (math.isfinite(ts) and MIN_TS <= ts <= MAX_TS):
+        return f"ts: {ts!r} is outside 1970..3000"
+    return ts
+
+
+def _parse_metrics(body: dict, max_metrics: int) -> dict[str, float] | str:
+    if "metrics" in body and "value" in body:
+        return "give either 'metrics' or 'value', not both"
+    if "value" in body:
+        raw = {"value": body["value"]}
+    elif "metrics" in body:
+        raw = body["metrics"]
+        if not isinstance(raw, dict) or not raw:
+            return "metrics: expected a non-empty JSON object of name → number"
+    else:
+        return "missing field 'metrics' (or 'value')"
+    if len(raw) > max_metrics:
+        return f"{len(raw)} metrics, more than DETECTOR_MODEL_MAX_METRICS={max_metrics}"
+    metrics: dict[str, float] = {}
+    for name, v in raw.items():
+        if len(name) > MAX_METRIC_NAME_LENGTH or not name.isprintable():
+            return f"metric name {name[:40]!r} is not printable or too long"
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return f"metric {name!r}: expected a number, got {type(v).__name__}"
+        f = float(v)
+        if not math.isfinite(f) or abs(f) > MAX_ABS_VALUE:
+            return f"metric {name!r}: value {v!r} is not a finite number within ±1e18"
+        metrics[name] = f
+    return metrics
+
+
+def format_ts(ts: float) -> str:
+    """Epoch seconds → ISO-8601 UTC with a Z suffix (milliseconds only when present)."""
+    moment = datetime.fromtimestamp(ts, tz=UTC)
+    text = moment.isoformat(timespec="milliseconds" if moment.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
