@@ -7,6 +7,7 @@ matches no field is an error: pydantic-settings would silently ignore a misspell
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,9 +74,11 @@ class KafkaSettings(_Section):
     @model_validator(mode="after")
     def _check_consistency(self) -> KafkaSettings:
         if self.heartbeat_interval_ms >= self.session_timeout_ms:
-            raise ValueError("heartbeat_interval_ms must be lower than session_timeout_ms")
+            raise ValueError("heartbeat_interval_ms must be lower than session_timeout_ms "
+                             f"({self.session_timeout_ms})")
         if self.security_protocol.startswith("SASL") and not self.sasl_mechanism:
-            raise ValueError(f"sasl_mechanism is required with {self.security_protocol}")
+            raise ValueError(f"sasl_mechanism is required with security_protocol "
+                             f"{self.security_protocol}")
         return self
 
     @property
@@ -122,10 +125,11 @@ class AlertSettings(_Section):
     @model_validator(mode="after")
     def _check_thresholds(self) -> AlertSettings:
         if self.critical_threshold < self.threshold:
-            raise ValueError("critical_threshold must be >= threshold")
+            raise ValueError(f"critical_threshold must be >= threshold ({self.threshold})")
         for pattern, value in self.overrides.items():
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"override {pattern!r}: threshold {value} is outside [0, 1]")
+                raise ValueError(f"overrides: threshold {value} for {pattern!r} is outside "
+                                 "[0, 1]")
         return self
 
 
@@ -196,17 +200,33 @@ def load_settings(**overrides: Any) -> Settings:
     if unknown:
         raise SettingsError(f"{unknown[0]}: unknown setting (every setting is listed in "
                             "config.example.env)")
+    _check_json_settings()
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from None
 
 
+def _check_json_settings() -> None:
+    """JSON-valued settings fail inside pydantic-settings without naming the variable."""
+    for env_name, _, default, _ in iter_setting_fields():
+        raw = os.environ.get(env_name)
+        if raw is not None and isinstance(default, dict | list):
+            try:
+                json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise SettingsError(f"{env_name}: not valid JSON ({exc.msg})") from None
+
+
 def _describe(exc: ValidationError) -> str:
     first = exc.errors()[0]
     loc = [str(p) for p in first["loc"]]
-    name = f"{ENV_PREFIX}{'_'.join(loc)}".upper() if loc else "settings"
     message = first["msg"]
+    if len(loc) == 1 and first.get("type") == "value_error":
+        # A cross-field check of a section: its message starts with the field it blames.
+        message = message.removeprefix("Value error, ")
+        loc.append(message.split(":")[0].split()[0])
+    name = f"{ENV_PREFIX}{'_'.join(loc)}".upper() if loc else "settings"
     if first.get("type") not in ("value_error", "missing") and "input" in first:
         shown = first["input"]
         if isinstance(shown, str | int | float) and "password" not in name.lower():
@@ -236,8 +256,6 @@ def _render_default(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict):
-        import json
-
         return json.dumps(value)
     return str(value)
 

@@ -179,6 +179,8 @@ class Engine:
                 slot = self._admit(ev, result, i)
                 if slot is None:
                     continue
+                # Admission may have grown (reallocated) the arena.
+                chunk_pos, seen = arena.arrays["chunk_pos"], arena.arrays["events_seen"]
             elif not ev.metrics.keys() <= self._metric_sets[slot]:
                 extra = sorted(set(ev.metrics) - self._metric_sets[slot])
                 result.rejected[i] = (f"stream {ev.stream!r}: unknown metrics {extra}; its "

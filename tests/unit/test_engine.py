@@ -1,0 +1,140 @@
+"""The engine's contract: what every detector implementation must honour."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+
+from detector.engine import Engine, EngineConfig, Event
+from tests.unit.factories import T0, traffic
+
+FAST = EngineConfig(hidden_size=16, window=4, train_batch=8, warmup_events=32)
+
+
+def run(events: list[Event], config: EngineConfig = FAST, batch: int = 10_000) -> dict:
+    engine = Engine(config)
+    scores, alerts, errors = [], [], []
+    for start in range(0, len(events), batch):
+        result = engine.process(events[start:start + batch])
+        scores.append(result.score)
+        alerts.append(result.alert)
+        errors.append(result.error)
+    return {"score": np.concatenate(scores), "alert": np.concatenate(alerts),
+            "error": np.concatenate(errors), "engine": engine}
+
+
+def test_process_with_any_batching_gives_the_same_scores() -> None:
+    events = traffic(n_streams=4, n_steps=120)
+    whole = run(events)
+    for batch in (1, 7, 64):
+        cut = run(events, batch=batch)
+        np.testing.assert_allclose(cut["score"], whole["score"], atol=1e-5)
+        np.testing.assert_allclose(cut["error"], whole["error"], rtol=1e-4, atol=1e-6)
+        assert cut["engine"].train_steps == whole["engine"].train_steps > 0
+
+
+def test_process_with_streams_reordered_within_steps_gives_the_same_per_stream_scores() -> None:
+    events = traffic(n_streams=4, n_steps=100)
+    reordered = []
+    for t in range(100):
+        step = events[t * 4:(t + 1) * 4]
+        reordered += step[::-1] if t % 2 else step
+    a, b = run(events), run(reordered)
+    by_key_a = {(e.stream, e.ts): s for e, s in zip(events, a["score"], strict=True)}
+    by_key_b = {(e.stream, e.ts): s for e, s in zip(reordered, b["score"], strict=True)}
+    for key, score in by_key_a.items():
+        assert by_key_b[key] == pytest.approx(score, abs=1e-5)
+
+
+def test_process_twice_with_the_same_seed_is_identical() -> None:
+    events = traffic(n_streams=3, n_steps=80)
+    np.testing.assert_array_equal(run(events)["score"], run(events)["score"])
+
+
+def test_process_does_not_mutate_the_input_events() -> None:
+    events = traffic(n_streams=2, n_steps=50)
+    before = copy.deepcopy(events)
+    run(events)
+    assert events == before
+
+
+def test_scores_are_finite_in_unit_interval_and_zero_during_warmup() -> None:
+    result = run(traffic(n_streams=3, n_steps=150))
+    assert np.all(np.isfinite(result["score"]))
+    assert np.all((result["score"] >= 0) & (result["score"] <= 1))
+    warm = result["score"][: 3 * FAST.warmup_events]
+    assert np.all(warm == 0) and not result["alert"][: 3 * FAST.warmup_events].any()
+
+
+def test_spike_after_warmup_alerts_and_clean_streams_stay_quiet() -> None:
+    n, steps, at = 5, 400, 300
+    result = run(traffic(n_streams=n, n_steps=steps, spike=(2, at, 8.0)))
+    alerts = np.flatnonzero(result["alert"])
+    assert at * n + 2 in alerts, "the spike was not alerted"
+    others = [i for i in alerts if i != at * n + 2]
+    assert len(others) <= 1, f"false alarms at {[(i // n, i % n) for i in others]}"
+
+
+def test_cooldown_suppresses_repeat_alerts_for_one_incident() -> None:
+    config = EngineConfig(hidden_size=16, window=4, train_batch=8, warmup_events=32,
+                          cooldown_events=50)
+    events = traffic(n_streams=1, n_steps=300)
+    for t in range(250, 255):  # five consecutive huge values: one incident
+        e = events[t]
+        events[t] = Event(e.stream, e.ts, {k: v * 20 for k, v in e.metrics.items()})
+    result = run(events, config)
+    assert result["alert"][250:255].sum() == 1
+
+
+def test_threshold_override_applies_by_glob_pattern() -> None:
+    config = EngineConfig(hidden_size=16, window=4, threshold=0.5,
+                          threshold_overrides={"host-1/*": 0.99, "host-*": 0.7})
+    engine = Engine(config)
+    result = engine.process(traffic(n_streams=3, n_steps=1))
+    assert list(result.threshold) == [0.7, 0.99, 0.7]
+
+
+def test_event_with_a_new_metric_is_rejected_with_the_stream_named() -> None:
+    engine = Engine(FAST)
+    engine.process([Event("a", T0, {"x": 1.0})])
+    result = engine.process([Event("a", T0 + 60, {"x": 1.0, "y": 2.0})])
+    assert result.rejected[0] is not None and "'a'" in result.rejected[0]
+    assert "['y']" in result.rejected[0]
+
+
+def test_stream_limit_rejects_new_streams_but_keeps_known_ones() -> None:
+    engine = Engine(EngineConfig(hidden_size=8, window=4, max_streams=2, initial_capacity=1))
+    result = engine.process([Event(s, T0, {"v": 1.0}) for s in ("a", "b", "c", "a")])
+    assert result.rejected[:2] == [None, None] and result.rejected[3] is None
+    assert "DETECTOR_STATE_MAX_STREAMS=2" in (result.rejected[2] or "")
+    assert len(engine.arena) == 2
+
+
+def test_missing_value_is_scored_but_not_learned_from() -> None:
+    events = traffic(n_streams=1, n_steps=120)
+    engine = Engine(FAST)
+    engine.process(events[:100])
+    slot = engine.slot_of(events[0].stream)
+    count_before = engine.arena.arrays["norm_count"][slot].copy()
+    gap = Event(events[100].stream, events[100].ts, {"bytes_in": math.nan,
+                                                     "bytes_out": events[100].metrics["bytes_out"]})
+    result = engine.process([gap])
+    assert result.rejected == [None] and math.isfinite(result.score[0])
+    count_after = engine.arena.arrays["norm_count"][slot]
+    assert count_after[0] == count_before[0] and count_after[1] == count_before[1] + 1
+
+
+def test_explanation_gives_expected_close_to_actual_on_a_learned_stream() -> None:
+    events = traffic(n_streams=1, n_steps=400)
+    engine = Engine(FAST)
+    result = engine.process(events)
+    expected, actual = result.explanation(399)
+    assert set(expected) == {"bytes_in", "bytes_out"}
+    assert expected["bytes_in"] == pytest.approx(actual["bytes_in"], rel=0.5)
+
+
+def test_state_per_stream_stays_within_four_kilobytes_at_default_size() -> None:
+    assert Engine(EngineConfig()).arena.state_bytes_per_stream() <= 4096
