@@ -119,8 +119,9 @@ def _follow_alerts(settings: Settings, plan, alerts: list[dict],  # noqa: ANN001
             if simulator.poll() is None:
                 continue
             done_since = done_since or time.monotonic()
-            committed = admin.list_consumer_group_offsets(env["DETECTOR_KAFKA_GROUP_ID"])
-            if sum(o.offset for o in committed.values()) >= total:
+            group = env["DETECTOR_KAFKA_GROUP_ID"]
+            committed = admin.list_group_offsets(group).get(group, {})
+            if sum(max(o.offset, 0) for o in committed.values()) >= total:
                 return
             if time.monotonic() - done_since > CATCH_UP_TIMEOUT_S:
                 print("demo: the daemon did not catch up in time")

@@ -63,7 +63,7 @@ def read_json(bootstrap: str, topic: str, **kw: float) -> list[dict]:
 def committed(bootstrap: str, group: str) -> dict[int, int]:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        return {tp.partition: o.offset for tp, o in admin.list_consumer_group_offsets(group).items()
+        return {tp.partition: o.offset for tp, o in admin.list_group_offsets(group).get(group, {}).items()
                 if o.offset >= 0}
     finally:
         admin.close()
