@@ -23,7 +23,7 @@ from kafka.structs import OffsetAndMetadata
 from detector.alerts import Alert
 from detector.engine import Engine, EngineConfig, Event
 from detector.engine.policy import severity
-from detector.errors import DeliveryError
+from detector.errors import DeliveryError, SettingsError
 from detector.io.kafka import build_consumer, build_producer, ensure_topics
 from detector.records import BadRecord, Coordinates, Limits, parse_event
 from detector.settings import Settings
@@ -69,6 +69,11 @@ class Daemon:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine_config = EngineConfig.from_settings(settings)
+        if settings.model.path:
+            try:
+                self.model_version = Engine(self.engine_config).model_version
+            except ValueError as exc:
+                raise SettingsError(f"DETECTOR_MODEL_PATH: {exc}") from None
         self.limits = Limits(settings.state.max_event_bytes, settings.state.max_stream_id_length,
                              settings.model.max_metrics)
         self.engines: dict[TopicPartition, Engine] = {}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ from detector import __version__
 from detector.engine import calibrator, normalizer, policy
 from detector.engine.arena import N_TIME_FEATURES, ArenaShape, StreamArena
 from detector.engine.lstm_ae import LstmAutoencoder
+from detector.state.model_file import load_model
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -53,6 +55,12 @@ class EngineConfig:
     max_streams: int = 100_000
     initial_capacity: int = 1_024
     seed: int = 0
+    model_path: str = ""
+
+    @property
+    def shape(self) -> dict[str, int]:
+        return {"hidden_size": self.hidden_size, "window": self.window,
+                "max_metrics": self.max_metrics}
 
     @classmethod
     def from_settings(cls, settings: object) -> EngineConfig:
@@ -64,7 +72,8 @@ class EngineConfig:
             calibration_halflife=a.calibration_halflife, warmup_events=a.warmup_events,
             cooldown_events=a.cooldown_events, threshold=a.threshold,
             critical_threshold=a.critical_threshold, threshold_overrides=dict(a.overrides),
-            max_streams=s.max_streams, initial_capacity=s.initial_capacity, seed=m.seed)
+            max_streams=s.max_streams, initial_capacity=s.initial_capacity, seed=m.seed,
+            model_path=m.path)
 
 
 @dataclass
@@ -113,6 +122,9 @@ class Engine:
             torch.manual_seed(config.seed)
             self.model = LstmAutoencoder(config.max_metrics, N_TIME_FEATURES,
                                          config.hidden_size, config.window)
+        self.weights_digest = "online"
+        if config.model_path:
+            self._load_weights(config.model_path)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
         self._metric_sets: list[frozenset[str]] = []
         self._pending: list[tuple[int, dict[str, np.ndarray]]] = []
@@ -152,7 +164,15 @@ class Engine:
     @property
     def model_version(self) -> str:
         cfg = self.config
-        return f"lstm-ae/{__version__}/h{cfg.hidden_size}-w{cfg.window}/online"
+        return f"lstm-ae/{__version__}/h{cfg.hidden_size}-w{cfg.window}/{self.weights_digest}"
+
+    def _load_weights(self, path: str) -> None:
+        loaded = load_model(Path(path))
+        if loaded.shape != self.config.shape:
+            raise ValueError(f"{path}: the model's shape {loaded.shape} does not match the "
+                             f"settings {self.config.shape}")
+        self.model.load_state_dict({k: torch.from_numpy(v) for k, v in loaded.weights.items()})
+        self.weights_digest = loaded.digest
 
     def slot_of(self, stream: str) -> int | None:
         return self.arena.slot(stream)

@@ -1,0 +1,1 @@
+"""Versioned codecs for what outlives a process: model files (and, later, stream state)."""

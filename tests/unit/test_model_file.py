@@ -1,0 +1,51 @@
+"""Model files: a saved model reproduces the scores it was saved with; bad files are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detector.cli import main
+from detector.engine import Engine, EngineConfig
+from detector.state.model_file import load_model, save_model
+from tests.unit.factories import traffic
+
+CONFIG = EngineConfig(hidden_size=16, window=4, train_batch=8, warmup_events=16)
+
+
+def test_saved_model_loaded_by_a_new_engine_gives_identical_scores(tmp_path: Path) -> None:
+    trained = Engine(CONFIG)
+    trained.process(traffic(n_streams=3, n_steps=150, seed=1))
+    path = tmp_path / "ae.npz"
+    digest = save_model(path, trained.model, CONFIG.shape)
+    later = traffic(n_streams=2, n_steps=60, seed=2)
+    frozen = EngineConfig(**{**CONFIG.__dict__, "learn": False})
+    expected = Engine(frozen)
+    expected.model.load_state_dict(trained.model.state_dict())
+    loaded = Engine(EngineConfig(**{**frozen.__dict__, "model_path": str(path)}))
+    np.testing.assert_array_equal(loaded.process(later).score, expected.process(later).score)
+    assert loaded.model_version.endswith(digest) and len(digest) == 12
+
+
+def test_model_of_another_shape_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "ae.npz"
+    save_model(path, Engine(CONFIG).model, CONFIG.shape)
+    with pytest.raises(ValueError, match="does not match"):
+        Engine(EngineConfig(hidden_size=32, window=4, model_path=str(path)))
+
+
+def test_file_that_is_not_a_model_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "junk.npz"
+    path.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a readable model file"):
+        load_model(path)
+
+
+def test_run_with_a_bad_model_path_exits_2_naming_the_variable(clean_env, capsys,
+                                                              tmp_path: Path) -> None:
+    clean_env.setenv("DETECTOR_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
+    clean_env.setenv("DETECTOR_MODEL_PATH", str(tmp_path / "missing.npz"))
+    assert main(["run"]) == 2
+    assert "DETECTOR_MODEL_PATH" in capsys.readouterr().err
