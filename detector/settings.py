@@ -107,9 +107,10 @@ class ModelSettings(_Section):
 
 
 class AlertSettings(_Section):
-    threshold: float = Field(0.5, ge=0.0, le=1.0, description="Score at or above which an "
-                             "alert is raised.")
-    critical_threshold: float = Field(0.8, ge=0.0, le=1.0, description="Score at or above which "
+    threshold: float = Field(0.7, ge=0.0, le=1.0, description="Score at or above which an "
+                             "alert is raised. Score s means an event this unusual happens "
+                             "with probability 10^(-10 s) on that stream: 0.7 = 1e-7.")
+    critical_threshold: float = Field(0.9, ge=0.0, le=1.0, description="Score at or above which "
                                       "an alert's severity is critical instead of warning.")
     overrides: dict[str, float] = Field(default_factory=dict, description="Per-stream "
                                         "thresholds as JSON, glob pattern → threshold, first "

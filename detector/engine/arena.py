@@ -34,6 +34,7 @@ def _field_specs(shape: ArenaShape) -> dict[str, tuple[tuple[int, ...], np.dtype
         "hist_time": ((2 * k, N_TIME_FEATURES), f32),  # their time-of-day/week features
         "metric_mask": ((d,), f32),                    # 1 for the stream's metric columns
         "norm_mean": ((d,), f64), "norm_var": ((d,), f64), "norm_count": ((d,), f64),
+        "last_y": ((d,), f64),                         # newest compressed value seen
         "res_var": ((d,), f64), "res_count": ((), f64),  # forecast residual statistics
         "threshold": ((), f64),
         "cooldown": ((), np.dtype(np.int64)),

@@ -49,8 +49,8 @@ class EngineConfig:
     calibration_halflife: float = 2_000.0
     warmup_events: int = 64
     cooldown_events: int = 30
-    threshold: float = 0.5
-    critical_threshold: float = 0.8
+    threshold: float = 0.7
+    critical_threshold: float = 0.9
     threshold_overrides: Mapping[str, float] = field(default_factory=dict)
     max_streams: int = 100_000
     initial_capacity: int = 1_024
@@ -269,7 +269,11 @@ class Engine:
         with torch.inference_mode():
             h, c = h_all[s_t], c_all[s_t]
             tf_t = torch.from_numpy(tf)
-            forecast = self.model.decode(h, tf_t)[:, -1].numpy().astype(np.float64)
+            # Persistence prior in today's scale: the stored window was normalised with the
+            # statistics of its own time, which drift fast while a stream is young.
+            last_z = normalizer.normalise(a["last_y"][s], mask & (count > 0), mean, var, count)
+            last = torch.from_numpy(last_z.astype(np.float32))
+            forecast = self.model.decode(h, tf_t, last)[:, -1].numpy().astype(np.float64)
             z_t, v_t = torch.from_numpy(z), torch.from_numpy(valid32)
             h_new, c_new = self.model.step(z_t, v_t, tf_t, h, c)
             h_all[s_t], c_all[s_t] = h_new, c_new
@@ -284,12 +288,17 @@ class Engine:
 
         seen = a["events_seen"][s]
         warming = seen < cfg.warmup_events
+        unit = normalizer.scale(mean, var)
+        residual_y = residual * unit
+        min_var = normalizer.resolution(mean) ** 2
         res_var, res_count = a["res_var"][s], a["res_count"][s]
-        score = calibrator.score(calibrator.surprise(residual, valid, res_var), n_valid)
-        score = np.where(warming, 0.0, score)
-        # The first window's forecasts come from an empty state: keep them out of the history.
-        learn = seen >= k
-        rv2, rc2 = calibrator.update(residual, valid, res_var, res_count,
+        worst = calibrator.surprise(residual_y, valid, res_var, min_var)
+        score = np.where(warming, 0.0, calibrator.score(worst, n_valid))
+        # The first events are normalised against a handful of values and forecast from an
+        # empty state; their residuals say nothing about the stream, so the calibration
+        # history starts halfway through the warm-up.
+        learn = seen >= max(2 * k, cfg.warmup_events // 2)
+        rv2, rc2 = calibrator.update(residual_y, valid, res_var, res_count, min_var, unit ** 2,
                                      cfg.calibration_halflife)
         a["res_var"][s] = np.where(learn[:, None], rv2, res_var)
         a["res_count"][s] = np.where(learn, rc2, res_count)
@@ -302,6 +311,7 @@ class Engine:
 
         nm, nv, nc = normalizer.update(y, valid, mean, var, count, cfg.normalizer_halflife)
         a["norm_mean"][s], a["norm_var"][s], a["norm_count"][s] = nm, nv, nc
+        a["last_y"][s] = np.where(valid, y, a["last_y"][s])
         for name, new in (("hist", z), ("hist_valid", valid32), ("hist_time", tf)):
             arr = a[name]
             arr[s] = np.concatenate((arr[s][:, 1:], new[:, None]), axis=1)

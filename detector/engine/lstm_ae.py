@@ -3,7 +3,9 @@
 At each event the decoder reconstructs the stream's last `window` inputs from the state carried
 up to the previous event plus the event's time features. The newest element of that window
 has not been seen by the state yet, so its reconstruction is also the model's forecast: the
-`expected` values of an alert. Training uses truncated back-propagation over one window.
+`expected` values of an alert. That forecast is learnt as a correction to the last value seen
+(persistence), so an untrained model already forecasts sensibly and learning refines it.
+Training uses truncated back-propagation over one window.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ class LstmAutoencoder(nn.Module):
              h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.cell(torch.cat((z * valid, valid, time), dim=1), (h, c))
 
-    def decode(self, h: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
-        """[B, window, n_metrics] reconstruction of the window ending at the coming event."""
-        out = self.decoder(torch.cat((h, time), dim=1))
-        return out.view(-1, self.window, self.n_metrics)
+    def decode(self, h: torch.Tensor, time: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """[B, window, n_metrics] reconstruction of the window ending at the coming event;
+        `last` [B, n_metrics] is the newest value seen (the persistence forecast)."""
+        out = self.decoder(torch.cat((h, time), dim=1)).view(-1, self.window, self.n_metrics)
+        return torch.cat((out[:, :-1], out[:, -1:] + last[:, None]), dim=1)
 
     def window_loss(self, h0: torch.Tensor, c0: torch.Tensor, hist: torch.Tensor,
                     hist_valid: torch.Tensor, hist_time: torch.Tensor) -> torch.Tensor:
@@ -39,7 +42,7 @@ class LstmAutoencoder(nn.Module):
         weight = hist.new_zeros(())
         for step in range(k):
             pos = k + step
-            recon = self.decode(h, hist_time[:, pos])
+            recon = self.decode(h, hist_time[:, pos], hist[:, pos - 1])
             target = hist[:, step + 1: pos + 1]
             mask = hist_valid[:, step + 1: pos + 1]
             total = total + (mask * (recon - target) ** 2).sum()

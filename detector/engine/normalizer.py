@@ -24,21 +24,27 @@ def decompress(values: np.ndarray, log_transform: bool) -> np.ndarray:
     return np.sign(values) * np.expm1(np.minimum(np.abs(values), 700.0))
 
 
-def _std(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
-    # A floor relative to the level keeps a flat line from turning rounding noise into alarms.
-    return np.sqrt(np.maximum(var, 0.0)) + 1e-3 * (1.0 + np.abs(mean))
+def resolution(mean: np.ndarray) -> np.ndarray:
+    """The smallest change that counts, relative to the level: a flat line's rounding noise
+    must not turn into alarms."""
+    return 1e-3 * (1.0 + np.abs(mean))
+
+
+def scale(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """One z unit, in compressed-value units."""
+    return np.sqrt(np.maximum(var, 0.0)) + resolution(mean)
 
 
 def normalise(y: np.ndarray, valid: np.ndarray, mean: np.ndarray, var: np.ndarray,
               count: np.ndarray) -> np.ndarray:
     """z-scores of compressed values y [B, D]; 0 where invalid or never seen."""
-    z = (y - mean) / _std(mean, var)
+    z = (y - mean) / scale(mean, var)
     seen = valid & (count > 0)
     return np.where(seen, np.clip(z, -Z_CLIP, Z_CLIP), 0.0)
 
 
 def denormalise(z: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
-    return mean + z * _std(mean, var)
+    return mean + z * scale(mean, var)
 
 
 def update(y: np.ndarray, valid: np.ndarray, mean: np.ndarray, var: np.ndarray,
