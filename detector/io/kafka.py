@@ -65,14 +65,9 @@ def _assignors() -> list[Any]:
 
 def build_producer(k: KafkaSettings, **overrides: Any) -> KafkaProducer:
     try:
-        return KafkaProducer(
-            **client_config(k),
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            compression_type="gzip",
-            **overrides,
-        )
+        options: dict[str, Any] = {"acks": "all", "enable_idempotence": True, "linger_ms": 5,
+                                   "compression_type": "gzip"}
+        return KafkaProducer(**client_config(k), **{**options, **overrides})
     except KafkaTimeoutError as exc:
         raise _unreachable(k, exc) from None
 
