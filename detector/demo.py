@@ -73,9 +73,11 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         daemon = _child(["run"], env)
         simulator = _child(traffic, env)
         alerts: list[dict] = []
+        interrupted = False
         try:
             _follow_alerts(demo_settings, plan, alerts, simulator, daemon, total, env)
         except KeyboardInterrupt:
+            interrupted = True
             print("\ndemo: interrupted, stopping ...")
         finally:
             for proc in (simulator, daemon):
@@ -86,6 +88,9 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
                     proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+        if interrupted:
+            print(f"demo: stopped early with {len(alerts)} alerts printed.")
+            return 130
         result = match_alerts(plan, alerts)
         print(f"demo: {len(plan.incidents) - len(result.missed)}/{len(plan.incidents)} injected "
               f"incidents alerted; {len(result.unexpected)} other alerts on "
