@@ -1,4 +1,4 @@
-"""Match published alerts to the incidents a traffic plan injected: what was caught, what was not."""
+"""Match published alerts to the incidents a traffic plan injected: caught, missed, other."""
 
 from __future__ import annotations
 

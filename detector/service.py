@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 import structlog
 from kafka import ConsumerRebalanceListener, TopicPartition
+from kafka.errors import CommitFailedError
 from kafka.structs import OffsetAndMetadata
 
 from detector.alerts import Alert
@@ -190,7 +191,15 @@ class Daemon:
             self.counters.events += len(events)
             offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
         self._deliver(futures)
-        self.consumer.commit(offsets)
+        try:
+            self.consumer.commit(offsets)
+        except CommitFailedError as exc:
+            # The group rebalanced under us: the new owner re-processes from the last commit
+            # and re-publishes the same alert ids, which consumers de-duplicate.
+            log.warning("commit_failed_rebalance", error=str(exc),
+                        partitions=sorted(_name(tp) for tp in offsets))
+            for tp in offsets:
+                self.engines.pop(tp, None)
         self.counters.batches += 1
 
     def _bad(self, bad: BadRecord) -> list[Any]:

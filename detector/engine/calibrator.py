@@ -1,11 +1,12 @@
 """Forecast residuals → anomaly score in [0, 1], comparable across streams.
 
-Each stream keeps a running variance of its own forecast residual per metric, in the metric's
-compressed units (not z units, whose scale drifts while the normaliser settles). An event's most extreme
-standardised residual r (over its metrics) has, when the stream behaves as usual, a two-sided
-normal tail probability; times the number of metrics (Bonferroni) this gives Q, the chance of
-an event at least this unusual. The metrics of one stream are strongly correlated (bytes,
-packets and flows move together), so Q is not multiplied across them as if independent.
+Each stream keeps a running variance of its own forecast residual per metric, in the
+metric's compressed units (not z units, whose scale drifts while the normaliser settles).
+An event's most extreme standardised residual r (over its metrics) has, when the stream
+behaves as usual, a two-sided normal tail probability; times the number of metrics
+(Bonferroni) this gives Q, the chance of an event at least this unusual. A stream's metrics
+are strongly correlated (bytes, packets and flows move together), so Q is not multiplied
+across them as if they were independent.
 Q is mapped to a log scale as Numenta's anomaly likelihood does: score = ln(Q) / ln(1e-10), so
 Q = 1e-5 scores 0.5 and Q <= 1e-10 scores 1. The same threshold therefore means the same
 rarity on every stream, whatever its units, level or noise.

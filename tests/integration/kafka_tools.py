@@ -63,8 +63,8 @@ def read_json(bootstrap: str, topic: str, **kw: float) -> list[dict]:
 def committed(bootstrap: str, group: str) -> dict[int, int]:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        return {tp.partition: o.offset for tp, o in admin.list_group_offsets(group).get(group, {}).items()
-                if o.offset >= 0}
+        offsets = admin.list_group_offsets(group).get(group, {})
+        return {tp.partition: o.offset for tp, o in offsets.items() if o.offset >= 0}
     finally:
         admin.close()
 

@@ -23,6 +23,7 @@ def traffic(n_streams: int = 5, n_steps: int = 300, *, seed: int = 0, step_s: fl
             v = base[s] * (1 + 0.4 * day) * math.exp(rng.normal(0, 0.05))
             if spike is not None and spike[0] == s and spike[1] == t:
                 v *= spike[2]
+            out = 0.3 * v * math.exp(rng.normal(0, 0.02))
             events.append(Event(f"host-{s}/eth0", T0 + t * step_s,
-                                {"bytes_in": v, "bytes_out": 0.3 * v * math.exp(rng.normal(0, 0.02))}))
+                                {"bytes_in": v, "bytes_out": out}))
     return events
