@@ -56,6 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                      help="files replayed in parallel (default: all cores)")
 
+    bench = sub.add_parser("bench", help="benchmarks that print measured numbers")
+    bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    nab = bench_sub.add_parser("nab", help="the Numenta Anomaly Benchmark under streaming rules",
+                               description="Replay all 58 NAB files through the daemon's "
+                               "engine (fresh state per file, one record at a time, told only "
+                               "the probation length), score them with the NAB rules and print "
+                               "the three profiles beside the official scoreboard.")
+    nab.add_argument("--nab-root", type=Path, required=True, help="NAB folder (data/, labels/, "
+                     "config/)")
+    nab.add_argument("--out", type=Path, required=True, help="output folder")
+    nab.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                     help="files replayed in parallel (default: all cores)")
+
     cfg = sub.add_parser("config", help="print or check the settings")
     group = cfg.add_mutually_exclusive_group()
     group.add_argument("--example", action="store_true",
@@ -92,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(settings)
         if args.command == "simulate":
             return _simulate(args, settings)
+        if args.command == "bench":
+            return _bench(args, settings)
         if args.command == "replay":
             return _replay(args, settings)
         if args.command == "demo":
@@ -162,6 +177,21 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     elapsed = time.monotonic() - started
     print(f"replayed {len(results)} files, {rows} records, {sum(r.alerts for r in results)} "
           f"alerts in {elapsed:.1f}s ({rows / elapsed:.0f} records/s) -> {args.out}")
+    return EXIT_OK
+
+
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    from detector.engine import EngineConfig  # noqa: PLC0415
+    from detector.nab.bench import render_table, run_bench  # noqa: PLC0415
+
+    try:
+        summary = run_bench(args.nab_root, args.out, EngineConfig.from_settings(settings),
+                            jobs=max(1, args.jobs))
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"detector: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(render_table(summary))
+    print(f"scores: {args.out / 'scores'}; summary: {args.out / 'summary.json'}")
     return EXIT_OK
 
 

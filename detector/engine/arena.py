@@ -1,7 +1,7 @@
 """Per-stream state in preallocated arrays indexed by stream slot, and the id ↔ slot map.
 
 Every per-stream quantity (LSTM state, recent window, normaliser and calibration statistics,
-alert cooldown) is a row of one array, so a batch of streams is stepped with a handful of
+alert refractory state) is a row of one array, so a batch of streams is stepped with a handful of
 vectorised operations. The arena doubles its capacity when full, up to `max_streams`.
 """
 
@@ -12,7 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from detector.engine.calibrator import N_BINS
+
 N_TIME_FEATURES = 4
+N_SURPRISE_BINS = N_BINS
 
 
 @dataclass(frozen=True)
@@ -36,8 +39,9 @@ def _field_specs(shape: ArenaShape) -> dict[str, tuple[tuple[int, ...], np.dtype
         "norm_mean": ((d,), f64), "norm_var": ((d,), f64), "norm_count": ((d,), f64),
         "last_y": ((d,), f64),                         # newest compressed value seen
         "res_var": ((d,), f64), "res_count": ((), f64),  # forecast residual statistics
+        "surprise_hist": ((N_SURPRISE_BINS,), f32),      # decayed counts of past surprises
         "threshold": ((), f64),
-        "cooldown": ((), np.dtype(np.int64)),
+        "peak": ((), f64), "peak_age": ((), np.dtype(np.int64)),  # refractory state
         "events_seen": ((), np.dtype(np.int64)),
         "chunk_pos": ((), np.dtype(np.int64)),
     }

@@ -20,6 +20,8 @@ import torch
 LOG_Q_FULL = float(np.log(1e-10))
 WINSOR = 16.0        # residuals enter the variance clipped at 4 sigma, so one spike
                      # does not blind the stream for a half-life
+HABIT_COUNT = 3.0    # surprises at least this large seen this often are the stream's habit
+N_BINS = 40
 PRIOR_WEIGHT = 4.0   # a new stream starts as if it had seen 4 residuals as large as its own
                      # spread: cautious until it has some history
 
@@ -38,12 +40,41 @@ def surprise(residual: np.ndarray, valid: np.ndarray, res_var: np.ndarray,
     return np.where(worst >= 0, worst, np.nan)
 
 
-def score(worst_square: np.ndarray, n_valid: np.ndarray) -> np.ndarray:
-    """Score in [0, 1] of the largest squared standardised residual of n_valid metrics."""
-    r = np.sqrt(np.nan_to_num(worst_square, nan=0.0))
-    log_q = np.log(2.0 * np.maximum(n_valid, 1)) + log_upper_tail(r)
+def score(worst_square: np.ndarray, n_valid: np.ndarray, history: np.ndarray) -> np.ndarray:
+    """Score in [0, 1] of the largest squared standardised residual of n_valid metrics.
+
+    The normal tail says how rare the surprise would be for well-behaved residuals; the
+    stream's own history of surprises (`history`, decayed counts per bin) overrides it when
+    surprises this large have happened repeatedly before: a daily step the model has not
+    learnt yet is then recognised as the stream's habit, not an anomaly.
+    """
+    x = np.nan_to_num(worst_square, nan=0.0)
+    log_q = np.log(2.0 * np.maximum(n_valid, 1)) + log_upper_tail(np.sqrt(x))
+    # counts of past surprises in bins >= each bin
+    at_least = np.cumsum(history[:, ::-1].astype(np.float64), axis=1)[:, ::-1]
+    seen = np.take_along_axis(at_least, surprise_bin(x)[:, None], axis=1)[:, 0]
+    total = np.maximum(at_least[:, 0], 1.0)
+    habitual = seen >= HABIT_COUNT
+    log_q = np.where(habitual, np.maximum(log_q, np.log(np.maximum(seen, 1e-300) / total)),
+                     log_q)
     s = np.clip(np.minimum(log_q, 0.0) / LOG_Q_FULL, 0.0, 1.0)
     return np.where(n_valid > 0, s, 0.0)
+
+
+def surprise_bin(worst_square: np.ndarray) -> np.ndarray:
+    """Histogram bin of a squared surprise: factor-2 bins from 2^-8 to 2^31."""
+    logs = np.log2(np.maximum(worst_square, 2.0 ** -9))
+    return np.clip(np.floor(logs).astype(np.int64) + 8, 0, N_BINS - 1)
+
+
+def remember(history: np.ndarray, worst_square: np.ndarray, learn: np.ndarray,
+             halflife: float) -> np.ndarray:
+    """History with this event's surprise added (decayed by the calibration half-life)."""
+    decay = 0.5 ** (1.0 / halflife)
+    out = np.where(learn[:, None], history * decay, history)
+    rows = np.flatnonzero(learn & ~np.isnan(worst_square))
+    out[rows, surprise_bin(worst_square[rows])] += 1.0
+    return out
 
 
 def update(residual: np.ndarray, valid: np.ndarray, res_var: np.ndarray, count: np.ndarray,

@@ -81,7 +81,8 @@ class BatchResult:
     """Per-event outcome, aligned with the input batch. Rejected events have a reason."""
 
     rejected: list[str | None]
-    score: np.ndarray
+    score: np.ndarray      # published score: 0 while refractory after a higher one
+    raw_score: np.ndarray  # calibrated score before the refractory rule
     error: np.ndarray
     alert: np.ndarray
     threshold: np.ndarray
@@ -137,7 +138,8 @@ class Engine:
     def process(self, events: Sequence[Event]) -> BatchResult:
         n, d = len(events), self.config.max_metrics
         result = BatchResult(
-            rejected=[None] * n, score=np.zeros(n), error=np.full(n, np.nan),
+            rejected=[None] * n, score=np.zeros(n), raw_score=np.zeros(n),
+            error=np.full(n, np.nan),
             alert=np.zeros(n, dtype=bool), threshold=np.zeros(n), warming=np.zeros(n, bool),
             expected=np.full((n, d), np.nan), actual=np.full((n, d), np.nan),
             metric_names=[()] * n)
@@ -293,7 +295,8 @@ class Engine:
         min_var = normalizer.resolution(mean) ** 2
         res_var, res_count = a["res_var"][s], a["res_count"][s]
         worst = calibrator.surprise(residual_y, valid, res_var, min_var)
-        score = np.where(warming, 0.0, calibrator.score(worst, n_valid))
+        history = a["surprise_hist"][s]
+        score = np.where(warming, 0.0, calibrator.score(worst, n_valid, history))
         # The first events are normalised against a handful of values and forecast from an
         # empty state; their residuals say nothing about the stream, so the calibration
         # history starts halfway through the warm-up.
@@ -302,11 +305,13 @@ class Engine:
                                      cfg.calibration_halflife)
         a["res_var"][s] = np.where(learn[:, None], rv2, res_var)
         a["res_count"][s] = np.where(learn, rc2, res_count)
+        a["surprise_hist"][s] = calibrator.remember(history, worst, learn,
+                                                    cfg.calibration_halflife)
 
-        alert, cooldown = policy.decide(score, a["threshold"][s], a["cooldown"][s], warming,
-                                        cfg.cooldown_events)
-        a["cooldown"][s] = cooldown
-        result.score[idx], result.alert[idx] = score, alert
+        published, alert, peak, age = policy.decide(
+            score, a["threshold"][s], a["peak"][s], a["peak_age"][s], warming, cfg.cooldown_events)
+        a["peak"][s], a["peak_age"][s] = peak, age
+        result.score[idx], result.raw_score[idx], result.alert[idx] = published, score, alert
         result.threshold[idx], result.warming[idx] = a["threshold"][s], warming
 
         nm, nv, nc = normalizer.update(y, valid, mean, var, count, cfg.normalizer_halflife)

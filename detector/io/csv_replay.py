@@ -21,7 +21,7 @@ from detector.records import parse_ts
 
 log = structlog.get_logger("detector.replay")
 
-OUTPUT_HEADER = ("timestamp", "anomaly_score", "alert", "raw_error")
+OUTPUT_HEADER = ("timestamp", "anomaly_score", "alert", "raw_score", "raw_error")
 
 
 @dataclass
@@ -88,11 +88,13 @@ def replay_file(path: Path, output: Path, config: EngineConfig, stream: str | No
                 done.warnings.append(f"{path}:{number}: missing or unparsable value; scored, "
                                      "not learned from")
             result = engine.process([Event(name, ts, values)])
-            score = 0.0 if result.rejected[0] else float(result.score[0])
-            alert = bool(result.alert[0]) and not result.rejected[0]
+            ok = result.rejected[0] is None
+            score = float(result.score[0]) if ok else 0.0
+            raw = float(result.raw_score[0]) if ok else 0.0
+            alert = bool(result.alert[0]) and ok
             error = result.error[0]
             done.alerts += alert
-            writer.writerow((stamp, f"{score:.6f}", int(alert),
+            writer.writerow((stamp, f"{score:.6f}", int(alert), f"{raw:.6f}",
                              "" if math.isnan(error) else f"{error:.6g}"))
             if on_row is not None:
                 on_row(1)
@@ -107,10 +109,13 @@ def _replay_one(args: tuple[Path, Path, EngineConfig, str]) -> ReplayedFile:
 
 
 def replay_many(files: Iterable[tuple[Path, Path]], out_dir: Path, config: EngineConfig,
-                jobs: int = 1, progress: Callable[[ReplayedFile], None] | None = None
-                ) -> list[ReplayedFile]:
-    """Replay files (in parallel processes when jobs > 1); outputs mirror relative paths."""
-    tasks = [(src, out_dir / rel, config, rel.with_suffix("").as_posix()) for src, rel in files]
+                jobs: int = 1, progress: Callable[[ReplayedFile], None] | None = None,
+                configs: dict[Path, EngineConfig] | None = None) -> list[ReplayedFile]:
+    """Replay files (in parallel processes when jobs > 1); outputs mirror relative paths.
+    `configs` may give a file (by relative path) its own config, e.g. its NAB warm-up."""
+    per_file = configs or {}
+    tasks = [(src, out_dir / rel, per_file.get(rel, config), rel.with_suffix("").as_posix())
+             for src, rel in files]
     # Longest first keeps the workers busy to the end.
     tasks.sort(key=lambda t: t[0].stat().st_size, reverse=True)
     results: list[ReplayedFile] = []
