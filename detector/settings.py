@@ -119,6 +119,10 @@ class AlertSettings(_Section):
                                  "an alert during which it does not alert again.")
     warmup_events: int = Field(64, ge=0, le=1_000_000, description="Events of a new stream "
                                "during which it scores 0 and never alerts.")
+    spatial_margin: float = Field(0.0, ge=0.0, le=10.0, description="When > 0, a value "
+                                  "beyond the stream's own range so far by more than this "
+                                  "fraction of that range scores 1 (new extremes are "
+                                  "anomalies); 0 = off.")
     calibration_halflife: float = Field(2_000.0, gt=1, description="Half-life, in events, of "
                                         "the per-stream error statistics the score is "
                                         "calibrated against.")

@@ -38,6 +38,7 @@ def _field_specs(shape: ArenaShape) -> dict[str, tuple[tuple[int, ...], np.dtype
         "metric_mask": ((d,), f32),                    # 1 for the stream's metric columns
         "norm_mean": ((d,), f64), "norm_var": ((d,), f64), "norm_count": ((d,), f64),
         "last_y": ((d,), f64),                         # newest compressed value seen
+        "seen_min": ((d,), f64), "seen_max": ((d,), f64),  # range of the raw values so far
         "res_var": ((d,), f64), "res_count": ((), f64),  # forecast residual statistics
         "surprise_hist": ((N_SURPRISE_BINS,), f32),      # decayed counts of past surprises
         "threshold": ((), f64),
@@ -77,6 +78,8 @@ class StreamArena:
         self.metric_names.append(metric_names)
         self.arrays["metric_mask"][slot, : len(metric_names)] = 1.0
         self.arrays["threshold"][slot] = threshold
+        self.arrays["seen_min"][slot] = np.nan  # no value seen yet
+        self.arrays["seen_max"][slot] = np.nan
         return slot
 
     @property

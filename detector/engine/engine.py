@@ -49,6 +49,7 @@ class EngineConfig:
     calibration_halflife: float = 2_000.0
     warmup_events: int = 64
     cooldown_events: int = 30
+    spatial_margin: float = 0.0
     threshold: float = 0.7
     critical_threshold: float = 0.9
     threshold_overrides: Mapping[str, float] = field(default_factory=dict)
@@ -70,7 +71,8 @@ class EngineConfig:
             learning_rate=m.learning_rate, train_batch=m.train_batch, learn=m.learn,
             log_transform=m.log_transform, normalizer_halflife=m.normalizer_halflife,
             calibration_halflife=a.calibration_halflife, warmup_events=a.warmup_events,
-            cooldown_events=a.cooldown_events, threshold=a.threshold,
+            cooldown_events=a.cooldown_events, spatial_margin=a.spatial_margin,
+            threshold=a.threshold,
             critical_threshold=a.critical_threshold, threshold_overrides=dict(a.overrides),
             max_streams=s.max_streams, initial_capacity=s.initial_capacity, seed=m.seed,
             model_path=m.path)
@@ -296,7 +298,10 @@ class Engine:
         res_var, res_count = a["res_var"][s], a["res_count"][s]
         worst = calibrator.surprise(residual_y, valid, res_var, min_var)
         history = a["surprise_hist"][s]
-        score = np.where(warming, 0.0, calibrator.score(worst, n_valid, history))
+        score = calibrator.score(worst, n_valid, history)
+        if cfg.spatial_margin > 0:
+            score = np.where(self._outside_range(s, result.actual[idx], valid), 1.0, score)
+        score = np.where(warming, 0.0, score)
         # The first events are normalised against a handful of values and forecast from an
         # empty state; their residuals say nothing about the stream, so the calibration
         # history starts halfway through the warm-up.
@@ -335,6 +340,17 @@ class Engine:
                         name: a[name][slot].copy()
                         for name in ("h0", "c0", "hist", "hist_valid", "hist_time")}))
             a["h0"][ds], a["c0"][ds] = a["h"][ds], a["c"][ds]
+
+    def _outside_range(self, s: np.ndarray, x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Per event: a valid value beyond the stream's range so far by more than the spatial
+        margin (checked before the range takes the value in)."""
+        a = self.arena.arrays
+        lo, hi = a["seen_min"][s], a["seen_max"][s]  # NaN until a value was seen
+        margin = self.config.spatial_margin * (hi - lo)
+        beyond = valid & (hi > lo) & ((x > hi + margin) | (x < lo - margin))
+        xv = np.where(valid, x, np.nan)
+        a["seen_min"][s], a["seen_max"][s] = np.fmin(lo, xv), np.fmax(hi, xv)
+        return beyond.any(axis=1)
 
     def _train_step(self) -> None:
         samples = [sample for _, sample in sorted(self._pending, key=lambda p: p[0])]
