@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     nab.add_argument("--out", type=Path, required=True, help="output folder")
     nab.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                      help="files replayed in parallel (default: all cores)")
+    nab.add_argument("--files", nargs="+", metavar="PATTERN",
+                     help="only these categories or files (globs); the score of a subset is "
+                     "not comparable with the scoreboard")
 
     cfg = sub.add_parser("config", help="print or check the settings")
     group = cfg.add_mutually_exclusive_group()
@@ -186,7 +189,7 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         summary = run_bench(args.nab_root, args.out, EngineConfig.from_settings(settings),
-                            jobs=max(1, args.jobs))
+                            jobs=max(1, args.jobs), patterns=args.files)
     except (FileNotFoundError, ValueError) as exc:
         print(f"detector: {exc}", file=sys.stderr)
         return EXIT_USAGE

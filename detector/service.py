@@ -11,7 +11,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,7 +104,7 @@ class Daemon:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
 
-    def run(self, *, on_batch: Callable[[Daemon], None] | None = None) -> None:
+    def run(self) -> None:
         k = self.settings.kafka
         if k.create_topics:
             ensure_topics(k, [k.input_topic, k.output_topic, k.dlq_topic])
@@ -121,8 +120,6 @@ class Daemon:
                                            max_records=k.max_poll_records)
                 if batch:
                     self.process_batch(batch)
-                    if on_batch is not None:
-                        on_batch(self)
                 now = time.monotonic()
                 if now - last_stats >= self.settings.service.stats_interval_s:
                     self._log_stats(now - started)

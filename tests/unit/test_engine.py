@@ -138,3 +138,17 @@ def test_explanation_gives_expected_close_to_actual_on_a_learned_stream() -> Non
 
 def test_state_per_stream_stays_within_four_kilobytes_at_default_size() -> None:
     assert Engine(EngineConfig()).arena.state_bytes_per_stream() <= 4096
+
+
+def test_change_only_in_the_relation_between_metrics_is_caught() -> None:
+    # bytes_out rises 4x for a while; bytes_in, each alone, stays perfectly normal
+    n, steps, start = 4, 400, 300
+    events = traffic(n_streams=n, n_steps=steps)
+    for t in range(start, start + 10):
+        i = t * n + 1
+        e = events[i]
+        events[i] = Event(e.stream, e.ts, {"bytes_in": e.metrics["bytes_in"],
+                                           "bytes_out": 4 * e.metrics["bytes_out"]})
+    result = run(events, EngineConfig(hidden_size=16, window=4, train_batch=8, warmup_events=32))
+    flagged = [i // n for i in np.flatnonzero(result["alert"]) if i % n == 1]
+    assert any(start <= t < start + 10 for t in flagged), flagged
