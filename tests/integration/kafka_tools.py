@@ -79,7 +79,7 @@ def wait_committed(bootstrap: str, group: str, total: int, *, timeout_s: float,
             return offsets
         if proc is not None and proc.poll() is not None:
             raise AssertionError(f"daemon exited early with code {proc.returncode}")
-        time.sleep(0.5)
+        time.sleep(0.1)
     raise AssertionError(f"group {group} committed {sum(offsets.values())}/{total} "
                          f"in {timeout_s}s: {offsets}")
 
