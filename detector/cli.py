@@ -56,6 +56,33 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                      help="files replayed in parallel (default: all cores)")
 
+    train = sub.add_parser("train", help="fit the autoencoder on recorded history (CSV files)",
+                           description="Keras-style offline training: each epoch is one pass "
+                           "of the daemon's online learning over the training part of every "
+                           "file (timestamp + numeric columns; one file = one stream); the "
+                           "last --validation-split of each file is held out. Early stopping "
+                           "keeps the best epoch. The model file is what "
+                           "DETECTOR_MODEL_PATH loads.")
+    train.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
+    train.add_argument("--out", type=Path, required=True, help="model file to write (.npz)")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--batch-size", type=int, default=None,
+                       help="windows per gradient step (default DETECTOR_MODEL_TRAIN_BATCH)")
+    train.add_argument("--validation-split", type=float, default=0.2)
+    train.add_argument("--patience", type=int, default=3,
+                       help="epochs without validation improvement before stopping")
+
+    ev = sub.add_parser("evaluate", help="forecast loss on data; NAB score and event-wise "
+                        "precision/recall with labels",
+                        description="Score CSV files with the engine without learning "
+                        "(from DETECTOR_MODEL_PATH or --model) and print the mean forecast "
+                        "loss. With --labels (a JSON of relative path -> [[start, end], ...] "
+                        "windows, NAB's combined_windows.json format) also print the NAB "
+                        "scores and event-wise precision and recall of the alerts.")
+    ev.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
+    ev.add_argument("--model", type=Path, default=None, help="model file (.npz)")
+    ev.add_argument("--labels", type=Path, default=None, help="label windows (JSON)")
+
     bench = sub.add_parser("bench", help="benchmarks that print measured numbers")
     bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     nab = bench_sub.add_parser("nab", help="the Numenta Anomaly Benchmark under streaming rules",
@@ -108,6 +135,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(settings)
         if args.command == "simulate":
             return _simulate(args, settings)
+        if args.command == "train":
+            from detector.cli_training import train_command  # noqa: PLC0415
+
+            return train_command(args, settings)
+        if args.command == "evaluate":
+            from detector.cli_training import evaluate_command  # noqa: PLC0415
+
+            return evaluate_command(args, settings)
         if args.command == "bench":
             return _bench(args, settings)
         if args.command == "replay":

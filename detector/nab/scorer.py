@@ -127,6 +127,9 @@ def baselines(layouts: Iterable[Layout], profile: Profile) -> tuple[float, float
 
 
 def normalise(raw: float, null: float, perfect: float) -> float:
+    """0 = never fires, 100 = perfect; NaN when there is no window to find."""
+    if perfect == null:
+        return float("nan")
     return 100.0 * (raw - null) / (perfect - null)
 
 

@@ -1,0 +1,108 @@
+"""`detector train` and `detector evaluate`: argument handling and printed reports."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from detector.engine import EngineConfig
+from detector.io.csv_replay import discover
+from detector.nab.corpus import DataFile, Profile
+from detector.nab.scorer import layout, score_corpus
+from detector.settings import Settings
+from detector.training import evaluate, fit, load_streams, save_trained
+
+# NAB's three cost profiles (config/profiles.json of NAB v1.1).
+NAB_PROFILES = (Profile("standard", 1.0, 0.11, 1.0), Profile("reward_low_FP_rate", 1.0, 0.22, 1.0),
+                Profile("reward_low_FN_rate", 1.0, 0.11, 2.0))
+
+
+def _streams(inputs: list[Path]):  # noqa: ANN202
+    files = discover(inputs)
+    return files, load_streams([(src, rel.as_posix()) for src, rel in files])
+
+
+def train_command(args: argparse.Namespace, settings: Settings) -> int:
+    if not 0.0 <= args.validation_split < 1.0 or args.epochs < 1 or args.patience < 1:
+        print("detector: --validation-split must be in [0, 1); --epochs and --patience >= 1",
+              file=sys.stderr)
+        return 2
+    config = EngineConfig.from_settings(settings)
+    if args.batch_size:
+        config = dataclasses.replace(config, train_batch=args.batch_size)
+    files, streams = _streams(args.inputs)
+    events = sum(len(s.events) for s in streams)
+    print(f"training on {len(streams)} streams, {events} events; "
+          f"validation split {args.validation_split}")
+    with tqdm(total=events * args.epochs, unit="ev", desc="train", file=sys.stderr) as bar:
+        def report(epoch: int, loss: float, val_loss: float) -> None:
+            bar.write(f"epoch {epoch}/{args.epochs}  loss {loss:.5f}  val_loss {val_loss:.5f}")
+
+        engine, history = fit(streams, config, epochs=args.epochs,
+                              validation_split=args.validation_split, patience=args.patience,
+                              on_epoch=report, on_events=bar.update)
+    digest = save_trained(engine, args.out, history, [rel.as_posix() for _, rel in files])
+    print(f"best epoch {history.best_epoch}; model {args.out} (version {digest}); start the "
+          f"daemon from it with DETECTOR_MODEL_PATH={args.out}")
+    return 0
+
+
+def evaluate_command(args: argparse.Namespace, settings: Settings) -> int:
+    config = EngineConfig.from_settings(settings)
+    if args.model is not None:
+        config = dataclasses.replace(config, model_path=str(args.model))
+    files, streams = _streams(args.inputs)
+    loss, per_stream = evaluate(streams, config)
+    print(f"loss (mean squared forecast error, normalised units): {loss:.5f} over "
+          f"{len(streams)} streams")
+    if args.labels is None:
+        return 0
+    labels = json.loads(args.labels.read_text())
+    layouts, windows_total, windows_hit, alerts_in, alerts_all = {}, 0, 0, 0, 0
+    for (_, rel), stream in zip(files, streams, strict=True):
+        key = rel.as_posix()
+        stamps = [datetime.fromtimestamp(e.ts, tz=UTC) for e in stream.events]
+        epoch = np.array([e.ts for e in stream.events])
+        rows = []
+        for start, end in labels.get(key, []):
+            lo = _parse(start)
+            hi = _parse(end)
+            inside = np.flatnonzero((epoch >= lo) & (epoch <= hi))
+            if inside.size:
+                rows.append((int(inside[0]), int(inside[-1])))
+        data = DataFile(key, tuple(str(s) for s in stamps), np.zeros(len(stamps)), tuple(rows))
+        result = per_stream[stream.name]
+        layouts[key] = layout(data, result["score"])
+        alerted = np.flatnonzero(result["alert"])
+        in_window = [any(a <= i <= b for a, b in rows) for i in alerted]
+        alerts_all += len(alerted)
+        alerts_in += sum(in_window)
+        windows_total += len(rows)
+        windows_hit += sum(any(a <= i <= b for i in alerted) for a, b in rows)
+    scored = score_corpus(layouts, NAB_PROFILES)
+    for name, values in scored.items():
+        print(f"NAB {name:<20} {values['score']:7.2f}  (threshold {values['threshold']:.4g}, "
+              f"windows {values['windows_detected']}/{values['windows']}, "
+              f"FP {values['false_positives']})")
+    precision = alerts_in / alerts_all if alerts_all else float("nan")
+    recall = windows_hit / windows_total if windows_total else float("nan")
+    print(f"event-wise at the alert threshold: precision {precision:.3f} ({alerts_in}/"
+          f"{alerts_all} alerts inside a window), recall {recall:.3f} ({windows_hit}/"
+          f"{windows_total} windows alerted)")
+    return 0
+
+
+def _parse(stamp: str) -> float:
+    from detector.records import parse_ts  # noqa: PLC0415
+
+    ts = parse_ts(stamp)
+    if isinstance(ts, str):
+        raise ValueError(f"label timestamp {stamp!r}: {ts}")
+    return ts
