@@ -102,6 +102,8 @@ class ModelSettings(_Section):
                                 "traffic counters are multiplicative.")
     normalizer_halflife: float = Field(500.0, gt=1, description="Half-life, in events, of the "
                                        "per-stream running mean and variance.")
+    bidirectional: bool = Field(False, description="Also encode the last `window` inputs "
+                                "with a bidirectional LSTM (read both ways) for the decoder.")
     seed: int = Field(0, ge=0, description="Seed of the weight initialisation.")
     threads: int = Field(1, ge=1, le=64, description="torch intra-op threads.")
 

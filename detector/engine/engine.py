@@ -57,11 +57,12 @@ class EngineConfig:
     initial_capacity: int = 1_024
     seed: int = 0
     model_path: str = ""
+    bidirectional: bool = False
 
     @property
     def shape(self) -> dict[str, int]:
         return {"hidden_size": self.hidden_size, "window": self.window,
-                "max_metrics": self.max_metrics}
+                "max_metrics": self.max_metrics, "bidirectional": int(self.bidirectional)}
 
     @classmethod
     def from_settings(cls, settings: object) -> EngineConfig:
@@ -75,7 +76,7 @@ class EngineConfig:
             threshold=a.threshold,
             critical_threshold=a.critical_threshold, threshold_overrides=dict(a.overrides),
             max_streams=s.max_streams, initial_capacity=s.initial_capacity, seed=m.seed,
-            model_path=m.path)
+            model_path=m.path, bidirectional=m.bidirectional)
 
 
 @dataclass
@@ -124,7 +125,8 @@ class Engine:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.model = LstmAutoencoder(config.max_metrics, N_TIME_FEATURES,
-                                         config.hidden_size, config.window)
+                                         config.hidden_size, config.window,
+                                         bidirectional=config.bidirectional)
         self.weights_digest = "online"
         if config.model_path:
             self._load_weights(config.model_path)
@@ -168,7 +170,8 @@ class Engine:
     @property
     def model_version(self) -> str:
         cfg = self.config
-        return f"lstm-ae/{__version__}/h{cfg.hidden_size}-w{cfg.window}/{self.weights_digest}"
+        kind = "bilstm-ae" if cfg.bidirectional else "lstm-ae"
+        return f"{kind}/{__version__}/h{cfg.hidden_size}-w{cfg.window}/{self.weights_digest}"
 
     def _load_weights(self, path: str) -> None:
         loaded = load_model(Path(path))
@@ -277,7 +280,12 @@ class Engine:
             # statistics of its own time, which drift fast while a stream is young.
             last_z = normalizer.normalise(a["last_y"][s], mask & (count > 0), mean, var, count)
             last = torch.from_numpy(last_z.astype(np.float32))
-            forecast = self.model.decode(h, tf_t, last)[:, -1].numpy().astype(np.float64)
+            code = None
+            if cfg.bidirectional:
+                code = self.model.encode_window(
+                    *(torch.from_numpy(a[name][s][:, k:])
+                      for name in ("hist", "hist_valid", "hist_time")))
+            forecast = self.model.decode(h, tf_t, last, code)[:, -1].numpy().astype(np.float64)
             z_t, v_t = torch.from_numpy(z), torch.from_numpy(valid32)
             h_new, c_new = self.model.step(z_t, v_t, tf_t, h, c)
             h_all[s_t], c_all[s_t] = h_new, c_new

@@ -6,6 +6,9 @@ has not been seen by the state yet, so its reconstruction is also the model's fo
 `expected` values of an alert. That forecast is learnt as a correction to the last value seen
 (persistence), so an untrained model already forecasts sensibly and learning refines it.
 Training uses truncated back-propagation over one window.
+
+With `bidirectional`, a bidirectional LSTM also encodes the last `window` inputs seen (read
+both ways, from a zero state) and the decoder sees that code beside the carried state.
 """
 
 from __future__ import annotations
@@ -15,22 +18,40 @@ from torch import nn
 
 
 class LstmAutoencoder(nn.Module):
-    def __init__(self, n_metrics: int, n_time: int, hidden: int, window: int) -> None:
+    def __init__(self, n_metrics: int, n_time: int, hidden: int, window: int,
+                 bidirectional: bool = False) -> None:
         super().__init__()
         self.n_metrics, self.n_time, self.hidden, self.window = n_metrics, n_time, hidden, window
+        self.bidirectional = bidirectional
         # Input: normalised values, their presence flags, time features.
-        self.cell = nn.LSTMCell(2 * n_metrics + n_time, hidden)
+        n_in = 2 * n_metrics + n_time
+        self.cell = nn.LSTMCell(n_in, hidden)
+        code = 0
+        if bidirectional:
+            half = max(hidden // 2, 1)
+            self.window_encoder = nn.LSTM(n_in, half, batch_first=True, bidirectional=True)
+            code = 2 * half
         self.decoder = nn.Sequential(
-            nn.Linear(hidden + n_time, hidden), nn.Tanh(), nn.Linear(hidden, window * n_metrics))
+            nn.Linear(hidden + code + n_time, hidden), nn.Tanh(),
+            nn.Linear(hidden, window * n_metrics))
+
+    def encode_window(self, z: torch.Tensor, valid: torch.Tensor, time: torch.Tensor
+                      ) -> torch.Tensor:
+        """[B, 2 * hidden // 2] code of the inputs [B, window, ...] read both ways."""
+        _, (h_n, _) = self.window_encoder(torch.cat((z * valid, valid, time), dim=2))
+        return torch.cat((h_n[0], h_n[1]), dim=1)
 
     def step(self, z: torch.Tensor, valid: torch.Tensor, time: torch.Tensor,
              h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.cell(torch.cat((z * valid, valid, time), dim=1), (h, c))
 
-    def decode(self, h: torch.Tensor, time: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    def decode(self, h: torch.Tensor, time: torch.Tensor, last: torch.Tensor,
+               code: torch.Tensor | None = None) -> torch.Tensor:
         """[B, window, n_metrics] reconstruction of the window ending at the coming event;
-        `last` [B, n_metrics] is the newest value seen (the persistence forecast)."""
-        out = self.decoder(torch.cat((h, time), dim=1)).view(-1, self.window, self.n_metrics)
+        `last` [B, n_metrics] is the newest value seen (the persistence forecast), `code`
+        the bidirectional window code when the model has one."""
+        parts = (h, time) if code is None else (h, code, time)
+        out = self.decoder(torch.cat(parts, dim=1)).view(-1, self.window, self.n_metrics)
         return torch.cat((out[:, :-1], out[:, -1:] + last[:, None]), dim=1)
 
     def window_loss(self, h0: torch.Tensor, c0: torch.Tensor, hist: torch.Tensor,
@@ -42,7 +63,11 @@ class LstmAutoencoder(nn.Module):
         weight = hist.new_zeros(())
         for step in range(k):
             pos = k + step
-            recon = self.decode(h, hist_time[:, pos], hist[:, pos - 1])
+            code = None
+            if self.bidirectional:
+                code = self.encode_window(hist[:, pos - k:pos], hist_valid[:, pos - k:pos],
+                                          hist_time[:, pos - k:pos])
+            recon = self.decode(h, hist_time[:, pos], hist[:, pos - 1], code)
             target = hist[:, step + 1: pos + 1]
             mask = hist_valid[:, step + 1: pos + 1]
             total = total + (mask * (recon - target) ** 2).sum()

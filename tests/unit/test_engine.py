@@ -152,3 +152,13 @@ def test_change_only_in_the_relation_between_metrics_is_caught() -> None:
     result = run(events, EngineConfig(hidden_size=16, window=4, train_batch=8, warmup_events=32))
     flagged = [i // n for i in np.flatnonzero(result["alert"]) if i % n == 1]
     assert any(start <= t < start + 10 for t in flagged), flagged
+
+
+def test_bidirectional_variant_keeps_batching_invariance_and_catches_a_spike() -> None:
+    config = EngineConfig(hidden_size=16, window=4, train_batch=8, warmup_events=32,
+                          bidirectional=True)
+    events = traffic(n_streams=3, n_steps=300, spike=(1, 250, 8.0))
+    whole, cut = run(events, config), run(events, config, batch=7)
+    np.testing.assert_allclose(cut["score"], whole["score"], atol=1e-5)
+    assert 250 * 3 + 1 in np.flatnonzero(whole["alert"])
+    assert whole["engine"].model_version.startswith("bilstm-ae/")
