@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import time
@@ -17,6 +18,17 @@ from detector.logs import configure_logging
 from detector.settings import Settings, load_settings, render_example_env, settings_summary
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+# command -> (module, handler(args, settings) -> exit code)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("detector.cli", "_run"),
+    "simulate": ("detector.cli", "_simulate"),
+    "demo": ("detector.demo", "run_demo"),
+    "replay": ("detector.cli", "_replay"),
+    "train": ("detector.cli_training", "train_command"),
+    "evaluate": ("detector.cli_training", "evaluate_command"),
+    "bench": ("detector.cli", "_bench"),
+}
 
 log = structlog.get_logger("detector.cli")
 
@@ -130,34 +142,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "config":
         return _config(args, settings)
     configure_logging(settings.log.level, settings.log.format)
+    module, name = COMMANDS[args.command]
+    # Imported on use: `detector --help` and `config` stay fast, the demo's deps stay optional.
+    handler = getattr(importlib.import_module(module), name)
     try:
-        if args.command == "run":
-            return _run(settings)
-        if args.command == "simulate":
-            return _simulate(args, settings)
-        if args.command == "train":
-            from detector.cli_training import train_command  # noqa: PLC0415
-
-            return train_command(args, settings)
-        if args.command == "evaluate":
-            from detector.cli_training import evaluate_command  # noqa: PLC0415
-
-            return evaluate_command(args, settings)
-        if args.command == "bench":
-            return _bench(args, settings)
-        if args.command == "replay":
-            return _replay(args, settings)
-        if args.command == "demo":
-            from detector.demo import run_demo  # noqa: PLC0415 - only the demo needs it
-
-            return run_demo(args, settings)
+        return int(handler(args, settings))
     except (SettingsError, BrokerUnavailableError) as exc:
         print(f"detector: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except DetectorError as exc:
         log.error("fatal", error=str(exc))
         return EXIT_FAILURE
-    return EXIT_USAGE
 
 
 def _config(args: argparse.Namespace, settings: Settings) -> int:
@@ -176,7 +171,7 @@ def _require_bootstrap(settings: Settings) -> None:
                             "Kafka cluster)")
 
 
-def _run(settings: Settings) -> int:
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     import torch  # noqa: PLC0415 - keep `detector --help` fast
 
     from detector.service import Daemon  # noqa: PLC0415
