@@ -104,6 +104,10 @@ class ModelSettings(_Section):
                                        "per-stream running mean and variance.")
     bidirectional: bool = Field(False, description="Also encode the last `window` inputs "
                                 "with a bidirectional LSTM (read both ways) for the decoder.")
+    seasonal_buckets: int = Field(0, ge=0, le=1_440, description="When > 0, each stream "
+                                  "learns its typical step at each of this many times of day "
+                                  "(288 = 5 minutes) and the forecast starts from it; costs "
+                                  "buckets x metrics x 4 bytes per stream. 0 = off.")
     seed: int = Field(0, ge=0, description="Seed of the weight initialisation.")
     threads: int = Field(1, ge=1, le=64, description="torch intra-op threads.")
 

@@ -23,6 +23,7 @@ class ArenaShape:
     hidden: int
     window: int
     max_metrics: int
+    seasonal_buckets: int = 0
 
 
 # name -> (trailing shape builder, dtype). One table so growth and codecs cannot miss a field.
@@ -35,6 +36,7 @@ def _field_specs(shape: ArenaShape) -> dict[str, tuple[tuple[int, ...], np.dtype
         "hist": ((2 * k, d), f32),                     # last 2K normalised inputs, newest last
         "hist_valid": ((2 * k, d), f32),               # 1 where that input was present
         "hist_time": ((2 * k, N_TIME_FEATURES), f32),  # their time-of-day/week features
+        "hist_prior": ((2 * k, d), f32),               # seasonal step expected at each
         "metric_mask": ((d,), f32),                    # 1 for the stream's metric columns
         "norm_mean": ((d,), f64), "norm_var": ((d,), f64), "norm_count": ((d,), f64),
         "last_y": ((d,), f64),                         # newest compressed value seen
@@ -42,6 +44,9 @@ def _field_specs(shape: ArenaShape) -> dict[str, tuple[tuple[int, ...], np.dtype
         "res_var": ((d,), f64), "res_count": ((), f64),  # forecast residual statistics
         "surprise_hist": ((N_SURPRISE_BINS,), f32),      # decayed counts of past surprises
         "threshold": ((), f64),
+        # Mean step (newest minus previous compressed value) by time of day, and its count.
+        "season": ((max(shape.seasonal_buckets, 1), d), f32),
+        "season_n": ((max(shape.seasonal_buckets, 1),), f32),
         "peak": ((), f64), "peak_age": ((), np.dtype(np.int64)),  # refractory state
         "events_seen": ((), np.dtype(np.int64)),
         "chunk_pos": ((), np.dtype(np.int64)),

@@ -27,6 +27,8 @@ from detector.engine.lstm_ae import LstmAutoencoder
 from detector.state.model_file import load_model
 
 SECONDS_PER_DAY = 86_400.0
+SEASON_MIN_SEEN = 2   # a time-of-day step counts once seen on two days
+SEASON_RATE = 0.2     # later days weigh in at this rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,7 @@ class EngineConfig:
     seed: int = 0
     model_path: str = ""
     bidirectional: bool = False
+    seasonal_buckets: int = 0
 
     @property
     def shape(self) -> dict[str, int]:
@@ -76,7 +79,8 @@ class EngineConfig:
             threshold=a.threshold,
             critical_threshold=a.critical_threshold, threshold_overrides=dict(a.overrides),
             max_streams=s.max_streams, initial_capacity=s.initial_capacity, seed=m.seed,
-            model_path=m.path, bidirectional=m.bidirectional)
+            model_path=m.path, bidirectional=m.bidirectional,
+            seasonal_buckets=m.seasonal_buckets)
 
 
 @dataclass
@@ -120,7 +124,8 @@ class Engine:
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
         self.arena = StreamArena(
-            ArenaShape(config.hidden_size, config.window, config.max_metrics),
+            ArenaShape(config.hidden_size, config.window, config.max_metrics,
+                       config.seasonal_buckets),
             capacity=config.initial_capacity, max_streams=config.max_streams)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
@@ -279,7 +284,8 @@ class Engine:
             # Persistence prior in today's scale: the stored window was normalised with the
             # statistics of its own time, which drift fast while a stream is young.
             last_z = normalizer.normalise(a["last_y"][s], mask & (count > 0), mean, var, count)
-            last = torch.from_numpy(last_z.astype(np.float32))
+            prior = self._seasonal_step(s, ts, mask, mean, var)
+            last = torch.from_numpy((last_z + prior).astype(np.float32))
             code = None
             if cfg.bidirectional:
                 code = self.model.encode_window(
@@ -327,10 +333,13 @@ class Engine:
         result.score[idx], result.raw_score[idx], result.alert[idx] = published, score, alert
         result.threshold[idx], result.warming[idx] = a["threshold"][s], warming
 
+        if cfg.seasonal_buckets:
+            self._learn_seasonal_step(s, ts, y, valid & (count > 0))
         nm, nv, nc = normalizer.update(y, valid, mean, var, count, cfg.normalizer_halflife)
         a["norm_mean"][s], a["norm_var"][s], a["norm_count"][s] = nm, nv, nc
         a["last_y"][s] = np.where(valid, y, a["last_y"][s])
-        for name, new in (("hist", z), ("hist_valid", valid32), ("hist_time", tf)):
+        for name, new in (("hist", z), ("hist_valid", valid32), ("hist_time", tf),
+                          ("hist_prior", prior.astype(np.float32))):
             arr = a[name]
             arr[s] = np.concatenate((arr[s][:, 1:], new[:, None]), axis=1)
 
@@ -346,8 +355,35 @@ class Engine:
                 for j, slot in zip(np.flatnonzero(done)[ready], ds[ready], strict=True):
                     self._pending.append((seq0 + int(idx[j]), {
                         name: a[name][slot].copy()
-                        for name in ("h0", "c0", "hist", "hist_valid", "hist_time")}))
+                        for name in ("h0", "c0", "hist", "hist_valid", "hist_time",
+                                     "hist_prior")}))
             a["h0"][ds], a["c0"][ds] = a["h"][ds], a["c"][ds]
+
+    def _bucket(self, ts: np.ndarray) -> np.ndarray:
+        n = self.config.seasonal_buckets
+        return np.minimum((np.mod(ts, SECONDS_PER_DAY) / SECONDS_PER_DAY * n).astype(np.int64),
+                          n - 1)
+
+    def _seasonal_step(self, s: np.ndarray, ts: np.ndarray, mask: np.ndarray,
+                       mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+        """Expected step at this time of day, in today's z units (0 without history)."""
+        if not self.config.seasonal_buckets:
+            return np.zeros(mask.shape)
+        a, b = self.arena.arrays, self._bucket(ts)
+        known = (a["season_n"][s, b] >= SEASON_MIN_SEEN)[:, None] & mask
+        return np.where(known, a["season"][s, b] / normalizer.scale(mean, var), 0.0)
+
+    def _learn_seasonal_step(self, s: np.ndarray, ts: np.ndarray, y: np.ndarray,
+                             valid: np.ndarray) -> None:
+        """Fold this event's step (from the stream's previous value) into its time of day."""
+        a, b = self.arena.arrays, self._bucket(ts)
+        seen_before = valid  # only metrics with a previous value to step from
+        step = y - a["last_y"][s]
+        n = a["season_n"][s, b] + 1.0
+        rate = np.maximum(1.0 / n, SEASON_RATE)[:, None]
+        old = a["season"][s, b]
+        a["season"][s, b] = np.where(seen_before, old + rate * (step - old), old)
+        a["season_n"][s, b] = n
 
     def _outside_range(self, s: np.ndarray, x: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Per event: a valid value beyond the stream's range so far by more than the spatial
@@ -367,7 +403,8 @@ class Engine:
                  for name in samples[0]}
         self.model.train()
         loss = self.model.window_loss(batch["h0"], batch["c0"], batch["hist"],
-                                      batch["hist_valid"], batch["hist_time"])
+                                      batch["hist_valid"], batch["hist_time"],
+                                      batch["hist_prior"])
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)

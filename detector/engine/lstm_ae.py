@@ -55,7 +55,8 @@ class LstmAutoencoder(nn.Module):
         return torch.cat((out[:, :-1], out[:, -1:] + last[:, None]), dim=1)
 
     def window_loss(self, h0: torch.Tensor, c0: torch.Tensor, hist: torch.Tensor,
-                    hist_valid: torch.Tensor, hist_time: torch.Tensor) -> torch.Tensor:
+                    hist_valid: torch.Tensor, hist_time: torch.Tensor,
+                    hist_prior: torch.Tensor) -> torch.Tensor:
         """Masked MSE over one chunk: hist holds 2K steps, the chunk is the newest K."""
         k = self.window
         h, c = h0, c0
@@ -67,7 +68,8 @@ class LstmAutoencoder(nn.Module):
             if self.bidirectional:
                 code = self.encode_window(hist[:, pos - k:pos], hist_valid[:, pos - k:pos],
                                           hist_time[:, pos - k:pos])
-            recon = self.decode(h, hist_time[:, pos], hist[:, pos - 1], code)
+            recon = self.decode(h, hist_time[:, pos], hist[:, pos - 1] + hist_prior[:, pos],
+                                code)
             target = hist[:, step + 1: pos + 1]
             mask = hist_valid[:, step + 1: pos + 1]
             total = total + (mask * (recon - target) ** 2).sum()
