@@ -162,3 +162,20 @@ def test_bidirectional_variant_keeps_batching_invariance_and_catches_a_spike() -
     np.testing.assert_allclose(cut["score"], whole["score"], atol=1e-5)
     assert 250 * 3 + 1 in np.flatnonzero(whole["alert"])
     assert whole["engine"].model_version.startswith("bilstm-ae/")
+
+
+def test_seasonal_steps_are_forecast_once_seen_on_earlier_days() -> None:
+    rng = np.random.default_rng(2)
+    events = []
+    for t in range(288 * 6):
+        hour = (t * 300 % 86_400) / 3600
+        level = 60.0 if 9 <= hour < 18 else 20.0
+        events.append(Event("office/eth0", T0 + 300 * t,
+                            {"v": level + float(rng.normal(0, 0.5))}))
+    step_day6 = 288 * 5 + 9 * 12  # 09:00 on the sixth day
+    base = dict(hidden_size=8, window=4, train_batch=8, warmup_events=100, log_transform=False)
+    plain = Engine(EngineConfig(**base)).process(events)
+    seasonal = Engine(EngineConfig(**base, seasonal_buckets=288)).process(events)
+    assert seasonal.expected[step_day6, 0] == pytest.approx(60.0, abs=5.0)
+    assert plain.expected[step_day6, 0] < 40.0
+    assert seasonal.raw_score[step_day6] < plain.raw_score[step_day6] / 2
