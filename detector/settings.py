@@ -122,7 +122,8 @@ class AlertSettings(_Section):
                                         "thresholds as JSON, glob pattern → threshold, first "
                                         "match wins, e.g. {\"core-*\": 0.7}.")
     cooldown_events: int = Field(30, ge=0, le=1_000_000, description="Events of a stream after "
-                                 "an alert during which it does not alert again.")
+                                 "a score during which only a higher score is published (and "
+                                 "can alert): one incident, one alert.")
     warmup_events: int = Field(64, ge=0, le=1_000_000, description="Events of a new stream "
                                "during which it scores 0 and never alerts.")
     spatial_margin: float = Field(0.0, ge=0.0, le=10.0, description="When > 0, a value "
