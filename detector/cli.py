@@ -61,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Feed CSV files (timestamp + numeric columns; one file = "
                          "one stream, fresh state) one record at a time through the same "
                          "engine and settings as the daemon, and write per file "
-                         "timestamp,anomaly_score,alert,raw_error under --out at the same "
-                         "relative path. A folder INPUT means every CSV under it.")
+                         "timestamp,anomaly_score,alert,raw_score,raw_error under --out at the "
+                         "same relative path. A folder INPUT means every CSV under it.")
     rep.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
     rep.add_argument("--out", type=Path, required=True, help="output folder")
     rep.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
