@@ -57,22 +57,30 @@ class LstmAutoencoder(nn.Module):
     def window_loss(self, h0: torch.Tensor, c0: torch.Tensor, hist: torch.Tensor,
                     hist_valid: torch.Tensor, hist_time: torch.Tensor,
                     hist_prior: torch.Tensor) -> torch.Tensor:
-        """Masked MSE over one chunk: hist holds 2K steps, the chunk is the newest K."""
-        k = self.window
-        h, c = h0, c0
-        total = hist.new_zeros(())
-        weight = hist.new_zeros(())
-        for step in range(k):
-            pos = k + step
-            code = None
-            if self.bidirectional:
-                code = self.encode_window(hist[:, pos - k:pos], hist_valid[:, pos - k:pos],
-                                          hist_time[:, pos - k:pos])
-            recon = self.decode(h, hist_time[:, pos], hist[:, pos - 1] + hist_prior[:, pos],
-                                code)
-            target = hist[:, step + 1: pos + 1]
-            mask = hist_valid[:, step + 1: pos + 1]
-            total = total + (mask * (recon - target) ** 2).sum()
-            weight = weight + mask.sum()
-            h, c = self.step(hist[:, pos], hist_valid[:, pos], hist_time[:, pos], h, c)
-        return total / weight.clamp_min(1.0)
+        """Masked MSE over one chunk: hist holds 2K steps, the chunk is the newest K.
+
+        Before consuming chunk input j (at position K + j) the model reconstructs the window
+        ending there; the LSTM runs over the chunk in one fused call and the K decodes are
+        one batched call (the step-by-step definition is in the tests).
+        """
+        k, batch = self.window, hist.shape[0]
+        chunk = slice(k, 2 * k)
+        x = torch.cat((hist[:, chunk] * hist_valid[:, chunk], hist_valid[:, chunk],
+                       hist_time[:, chunk]), dim=2)
+        cell = self.cell
+        out, _, _ = torch.lstm(x, (h0[None], c0[None]),
+                               [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh],
+                               True, 1, 0.0, self.training, False, True)
+        before = torch.cat((h0[:, None], out[:, :-1]), dim=1)           # [B, K, H]
+        last = hist[:, k - 1:2 * k - 1] + hist_prior[:, chunk]         # [B, K, D]
+        code = None
+        if self.bidirectional:
+            seen = [t[:, :2 * k - 1].unfold(1, k, 1).transpose(2, 3).reshape(batch * k, k, -1)
+                    for t in (hist, hist_valid, hist_time)]
+            code = self.encode_window(*seen)
+        recon = self.decode(before.reshape(batch * k, -1),
+                            hist_time[:, chunk].reshape(batch * k, -1),
+                            last.reshape(batch * k, -1), code).view(batch, k, k, -1)
+        target = hist[:, 1:].unfold(1, k, 1).transpose(2, 3)           # [B, K, K, D]
+        mask = hist_valid[:, 1:].unfold(1, k, 1).transpose(2, 3)
+        return (mask * (recon - target) ** 2).sum() / mask.sum().clamp_min(1.0)
