@@ -1,27 +1,41 @@
-"""The NAB corpus on disk: data files, label windows as row ranges, probation, profiles."""
+"""The NAB corpus on disk: data files, label windows as row ranges, probation lengths, profiles.
+
+A NAB root holds `data/<category>/<file>.csv` (columns `timestamp,value`),
+`labels/combined_windows.json` (inclusive `[start, end]` timestamps per file) and
+`config/profiles.json` (cost-matrix weights per scoring profile). Everything here works in
+**file row order**: rows are never sorted or de-duplicated, and a window is the row range from
+the first row stamped `start` to the first row stamped `end`.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 PROBATION_PERCENT = 0.15
 PROBATION_CAP = 750  # 15 % of 5,000 records
+PROFILE_NAMES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
+WINDOWS_JSON = "labels/combined_windows.json"
+PROFILES_JSON = "config/profiles.json"
+
+Rows = tuple[tuple[int, int], ...]
 
 
 def probation_length(n_records: int) -> int:
+    """Leading rows never scored: min(floor(0.15 * n), 750)."""
     return int(min(math.floor(PROBATION_PERCENT * n_records), PROBATION_CAP))
 
 
 @dataclass(frozen=True)
 class Profile:
+    """Cost-matrix weights of one scoring profile (A_TP, A_FP, A_FN)."""
+
     name: str
     tp: float
     fp: float
@@ -30,10 +44,12 @@ class Profile:
 
 @dataclass(frozen=True)
 class DataFile:
+    """One NAB stream in row order, with its label windows as inclusive row ranges."""
+
     rel: str                     # "<category>/<file>.csv"
     timestamps: tuple[str, ...]  # exactly as in the file, in row order
-    values: np.ndarray
-    windows: tuple[tuple[int, int], ...]  # inclusive row ranges, sorted
+    values: np.ndarray           # float64, in row order
+    windows: Rows                # inclusive (left, right) row ranges, sorted
 
     @property
     def category(self) -> str:
@@ -48,80 +64,142 @@ class DataFile:
         return probation_length(self.n)
 
 
+def list_data_files(root: Path) -> tuple[str, ...]:
+    """Relative names ("realKnownCause/nyc_taxi.csv") of every data file, sorted."""
+    data = Path(root) / "data"
+    return tuple(sorted(p.relative_to(data).as_posix() for p in data.glob("*/*.csv")))
+
+
+def read_data_file(path: Path) -> tuple[tuple[str, ...], np.ndarray]:
+    """(timestamps as written, values as float64) of one `timestamp,value` file."""
+    with Path(path).open(newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        if header[:2] != ["timestamp", "value"]:
+            raise ValueError(f"{path}: header {header!r}, expected timestamp,value")
+        rows = [r for r in reader if r]
+    return tuple(r[0] for r in rows), np.array([float(r[1]) for r in rows], dtype=np.float64)
+
+
+def load_windows(root: Path) -> dict[str, list[tuple[str, str]]]:
+    """Label windows per file as (start, end) timestamp strings, from combined_windows.json."""
+    raw = json.loads((Path(root) / WINDOWS_JSON).read_text())
+    return {rel: [(str(a), str(b)) for a, b in spans] for rel, spans in raw.items()}
+
+
+def load_profiles(root: Path) -> dict[str, Profile]:
+    """Profiles from profiles.json: standard, reward_low_FP_rate, reward_low_FN_rate first."""
+    raw = json.loads((Path(root) / PROFILES_JSON).read_text())
+    names = [n for n in PROFILE_NAMES if n in raw] + [n for n in raw if n not in PROFILE_NAMES]
+    out = {}
+    for name in names:
+        cm = raw[name]["CostMatrix"]
+        out[name] = Profile(name, float(cm["tpWeight"]), float(cm["fpWeight"]),
+                            float(cm["fnWeight"]))
+    return out
+
+
+def window_rows(timestamps: Sequence[str], spans: Iterable[tuple[str, str]],
+                rel: str = "") -> Rows:
+    """Inclusive row ranges of timestamp windows, in row order.
+
+    Each edge is the first row carrying exactly that timestamp. An edge that matches no row
+    (never the case for NAB's labels) snaps inwards: the first row at or after `start`, the
+    last row at or before `end`. Overlapping windows are an error.
+    """
+    spans = list(spans)
+    if not spans:
+        return ()
+    stamps = np.array(timestamps, dtype="datetime64[us]")
+    rows = []
+    for start, end in spans:
+        left = _edge_row(stamps, np.datetime64(start, "us"), "left")
+        right = _edge_row(stamps, np.datetime64(end, "us"), "right")
+        if left < 0 or right < left:
+            raise ValueError(f"{rel}: window {start} .. {end} matches no records")
+        rows.append((left, right))
+    rows.sort()
+    for (_, end1), (start2, _) in zip(rows, rows[1:], strict=False):
+        if start2 <= end1:
+            raise ValueError(f"{rel}: overlapping windows at rows {start2}..{end1}")
+    return tuple(rows)
+
+
+def _edge_row(stamps: np.ndarray, when: np.datetime64, side: str) -> int:
+    exact = np.flatnonzero(stamps == when)
+    if exact.size:
+        return int(exact[0])
+    near = np.flatnonzero(stamps >= when if side == "left" else stamps <= when)
+    if not near.size:
+        return -1
+    return int(near[0] if side == "left" else near[-1])
+
+
 class NabCorpus:
-    """Lazy access to a NAB root folder (data/, labels/, config/)."""
+    """A NAB root folder (data/, labels/, config/); data files are loaded once, on demand."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        for needed in ("data", "labels/combined_windows.json", "config/profiles.json"):
+        for needed in ("data", WINDOWS_JSON, PROFILES_JSON):
             if not (self.root / needed).exists():
                 raise FileNotFoundError(f"{self.root}: not a NAB root (no {needed})")
-
-    @cached_property
-    def files(self) -> tuple[str, ...]:
-        data = self.root / "data"
-        return tuple(sorted(p.relative_to(data).as_posix() for p in data.glob("*/*.csv")))
-
-    @cached_property
-    def profiles(self) -> tuple[Profile, ...]:
-        raw = json.loads((self.root / "config/profiles.json").read_text())
-        order = ["standard", "reward_low_FP_rate", "reward_low_FN_rate"]
-        names = [n for n in order if n in raw] + [n for n in raw if n not in order]
-        return tuple(Profile(n, float(raw[n]["CostMatrix"]["tpWeight"]),
-                             float(raw[n]["CostMatrix"]["fpWeight"]),
-                             float(raw[n]["CostMatrix"]["fnWeight"])) for n in names)
-
-    @cached_property
-    def _windows(self) -> dict[str, list[list[str]]]:
-        return json.loads((self.root / "labels/combined_windows.json").read_text())
+        self.files: tuple[str, ...] = list_data_files(self.root)
+        self.profile_map: dict[str, Profile] = load_profiles(self.root)
+        self.profiles: tuple[Profile, ...] = tuple(self.profile_map.values())
+        self.label_windows: dict[str, list[tuple[str, str]]] = load_windows(self.root)
+        self._cache: dict[str, DataFile] = {}
 
     def data_path(self, rel: str) -> Path:
         return self.root / "data" / rel
 
+    def probation(self, rel: str) -> int:
+        return self.load(rel).probation
+
     def load(self, rel: str) -> DataFile:
-        with self.data_path(rel).open(newline="") as handle:
-            rows = [r for r in csv.reader(handle)][1:]
-        stamps = tuple(r[0] for r in rows)
-        values = np.array([float(r[1]) for r in rows])
-        parsed = [datetime.fromisoformat(s) for s in stamps]
-        windows = []
-        for start, end in self._windows.get(rel, []):
-            left = _first_row(parsed, datetime.fromisoformat(start), "left")
-            right = _first_row(parsed, datetime.fromisoformat(end), "right")
-            if left < 0 or right < left:
-                raise ValueError(f"{rel}: window {start} .. {end} matches no records")
-            windows.append((left, right))
-        return DataFile(rel, stamps, values, tuple(sorted(windows)))
-
-
-def _first_row(parsed: list[datetime], when: datetime, side: str) -> int:
-    """The first row stamped `when`; else the nearest row inside the window."""
-    for i, t in enumerate(parsed):
-        if t == when:
-            return i
-    if side == "left":
-        return next((i for i, t in enumerate(parsed) if t >= when), -1)
-    return max((i for i, t in enumerate(parsed) if t <= when), default=-1)
+        """The data file `rel` with its windows as row ranges (cached)."""
+        if rel not in self._cache:
+            if rel not in self.files:
+                raise KeyError(f"{rel}: not a data file of {self.root}")
+            stamps, values = read_data_file(self.data_path(rel))
+            rows = window_rows(stamps, self.label_windows.get(rel, []), rel)
+            self._cache[rel] = DataFile(rel, stamps, values, rows)
+        return self._cache[rel]
 
 
 def read_run_scores(path: Path, data: DataFile) -> np.ndarray:
-    """anomaly_score column of one result CSV, checked row by row against its data file."""
+    """`anomaly_score` of one result CSV, checked row by row against its data file.
+
+    The file needs the columns `timestamp` and `anomaly_score` (others are ignored), one row per
+    data row with the timestamp copied unchanged, and finite scores in [0, 1].
+    """
+    path = Path(path)
     with path.open(newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, [])
         try:
             ts_col, score_col = header.index("timestamp"), header.index("anomaly_score")
         except ValueError:
-            raise ValueError(f"{path}: needs the columns timestamp and anomaly_score") from None
+            raise ValueError(f"{path}: needs the columns timestamp and anomaly_score, "
+                             f"has {header!r}") from None
         rows = [r for r in reader if r]
     if len(rows) != data.n:
-        raise ValueError(f"{path}: {len(rows)} rows, {data.rel} has {data.n}")
-    scores = np.empty(data.n)
+        raise ValueError(f"{path}: {len(rows)} rows, but the data file {data.rel} has {data.n}")
+    width = max(ts_col, score_col) + 1
+    scores = np.empty(data.n, dtype=np.float64)
     for i, (row, stamp) in enumerate(zip(rows, data.timestamps, strict=True)):
+        where = f"{path}: line {i + 2} (data row {i})"
+        if len(row) < width:
+            raise ValueError(f"{where}: {len(row)} columns, expected at least {width}")
         if row[ts_col] != stamp:
-            raise ValueError(f"{path}: row {i + 2} has timestamp {row[ts_col]!r}, the data file "
-                             f"{stamp!r}: rows must follow the data file's order")
-        scores[i] = float(row[score_col])
-    if not (np.isfinite(scores).all() and scores.min() >= 0.0 and scores.max() <= 1.0):
-        raise ValueError(f"{path}: anomaly_score must be finite and within [0, 1]")
+            raise ValueError(f"{where}: timestamp {row[ts_col]!r}, but {data.rel} has {stamp!r}; "
+                             "rows must copy the data file's timestamps in its row order")
+        try:
+            scores[i] = float(row[score_col])
+        except ValueError:
+            raise ValueError(f"{where}: anomaly_score {row[score_col]!r} is not a number") from None
+    bad = np.flatnonzero(~np.isfinite(scores) | (scores < 0.0) | (scores > 1.0))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"{path}: line {i + 2} (data row {i}): anomaly_score {scores[i]!r} "
+                         "must be finite and within [0, 1]")
     return scores

@@ -1,9 +1,13 @@
-"""Our NAB scorer: hand-computed cases, and agreement with the reference scorer to 1e-6."""
+"""Our NAB corpus access and scorer: hand-computed cases, the run loader, and agreement with the
+reference scorer (/work/shared/nab/nab_score.py) to 1e-6.
+
+Hand-computed cases use sigma(y) = 2 / (1 + e^(5y)) - 1 = -tanh(5y / 2), so that
+sigma(-1) = tanh(2.5) = 0.98661429815143, the credit at a window's left edge.
+"""
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -12,113 +16,288 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detector.nab.corpus import DataFile, NabCorpus, Profile, read_run_scores
-from detector.nab.scorer import best_threshold, layout, score_corpus, score_file
+from detector.nab.corpus import PROFILE_NAMES, NabCorpus, Profile
+from detector.nab.scorer import (
+    FileScore,
+    baselines,
+    file_layout,
+    held_out_leave_one_category_out,
+    load_run,
+    normalise,
+    optimise_threshold,
+    score_corpus,
+    score_file,
+    score_layout,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 STANDARD = Profile("standard", tp=1.0, fp=0.11, fn=1.0)
+LOW_FN = Profile("reward_low_FN_rate", tp=1.0, fp=0.11, fn=2.0)
+REFERENCE_CATEGORIES = ("artificialWithAnomaly", "realAdExchange")
 
 
 def nab_root() -> Path:
+    """NAB_ROOT if set, else <repo>/../shared/nab; a missing corpus fails the test."""
     root = Path(os.environ.get("NAB_ROOT", REPO.parent / "shared" / "nab"))
-    if not (root / "data").is_dir():
-        pytest.fail(f"NAB corpus not found at {root} (set NAB_ROOT)")
+    if not (root / "data").is_dir() or not (root / "nab_score.py").is_file():
+        pytest.fail(f"NAB corpus not found at {root}: set NAB_ROOT to the folder holding "
+                    "data/, labels/, config/ and nab_score.py")
     return root
 
 
-def sig(x: float) -> float:
-    return 2.0 / (1.0 + math.exp(5.0 * x)) - 1.0
-
-
-def toy(n: int = 100, windows: tuple[tuple[int, int], ...] = ((40, 49),)) -> DataFile:
-    # probation = floor(0.15 * 100) = 15 rows
-    return DataFile("toy/a.csv", tuple(f"t{i}" for i in range(n)), np.zeros(n), windows)
-
-
-def raw(detections: list[int], data: DataFile | None = None) -> float:
-    data = data or toy()
-    scores = np.zeros(data.n)
-    scores[detections] = 1.0
-    return score_file(layout(data, scores), STANDARD, 0.5).raw
-
-
-def test_detection_at_the_left_edge_of_a_window_earns_full_credit() -> None:
-    assert raw([40]) == pytest.approx(1.0)
-
-
-def test_detection_at_the_right_end_earns_the_sigmoid_of_one_tenth() -> None:
-    # width 10: the last row is at position -(49 - 49 + 1) / 10 = -0.1
-    assert raw([49]) == pytest.approx(sig(-0.1) / sig(-1.0))
-
-
-def test_only_the_first_detection_in_a_window_counts() -> None:
-    # rows 45 and 49 both fire: the earlier one, at position -(49 - 45 + 1) / 10, counts
-    assert raw([45, 49]) == pytest.approx(sig(-0.5) / sig(-1.0))
-    assert raw([40, 41, 49]) == pytest.approx(1.0)
-
-
-def test_false_positive_before_any_window_costs_the_full_fp_weight() -> None:
-    assert raw([20, 40]) == pytest.approx(1.0 - 0.11)
-
-
-def test_false_positive_just_after_a_window_costs_a_sigmoid_weighted_share() -> None:
-    # one row past the window, scaled by width - 1 = 9: sigmoid(1/9)
-    assert raw([40, 50]) == pytest.approx(1.0 + 0.11 * sig(1 / 9))
-    # beyond three widths the full penalty applies
-    assert raw([40, 49 + 9 * 3 + 1]) == pytest.approx(1.0 - 0.11)
-
-
-def test_missed_window_costs_the_fn_weight_and_probation_rows_are_ignored() -> None:
-    assert raw([]) == pytest.approx(-1.0)
-    assert raw([3, 10]) == pytest.approx(-1.0)
-
-
-def test_best_threshold_picks_the_score_that_maximises_the_raw_score() -> None:
-    data = toy()
+def toy(detections: list[int], profile: Profile = STANDARD,
+        windows: tuple[tuple[int, int], ...] = ((40, 49),)) -> FileScore:
+    # 100 rows, probation = min(floor(0.15 * 100), 750) = 15, one window of width 10 at 40..49
     scores = np.zeros(100)
-    scores[[42, 60]] = [0.6, 0.9]  # the FP is more confident than the detection
-    threshold, best = best_threshold([layout(data, scores)], STANDARD)
+    scores[detections] = 1.0
+    return score_file(scores, windows, 100, 15, 0.5, profile)
+
+
+def test_score_file_detection_at_window_left_edge_earns_full_credit() -> None:
+    # row 40: y = -(49 - 40 + 1) / 10 = -1, credit sigma(-1) / sigma(-1) = 1
+    assert toy([40]) == FileScore(raw=pytest.approx(1.0), tp=1, fp=0, fn=0)
+
+
+def test_score_file_detection_at_window_right_end_earns_little_credit() -> None:
+    # row 49: y = -(49 - 49 + 1) / 10 = -0.1, sigma = tanh(0.25) = 0.24491866240371,
+    # credit 0.24491866240371 / 0.98661429815143 = 0.24824154977543
+    assert toy([49]).raw == pytest.approx(0.24824154977543, abs=1e-12)
+
+
+def test_score_file_false_positive_before_window_costs_full_fp_weight() -> None:
+    # row 20 has no window before it: -0.11; row 40 earns 1
+    assert toy([20, 40]) == FileScore(raw=pytest.approx(0.89), tp=1, fp=1, fn=0)
+
+
+def test_score_file_false_positive_just_after_window_costs_sigmoid_share() -> None:
+    # row 50: y = (50 - 49) / (10 - 1) = 1/9, sigma = -tanh(5/18) = -0.27084711851672,
+    # raw = 1 + 0.11 * -0.27084711851672 = 0.97020681696316
+    assert toy([40, 50]).raw == pytest.approx(0.97020681696316, abs=1e-12)
+    # row 77: y = 28/9 > 3, so sigma = -1 exactly: raw = 1 - 0.11
+    assert toy([40, 77]).raw == pytest.approx(0.89, abs=1e-12)
+
+
+def test_score_file_false_positive_after_one_row_window_costs_full_fp_weight() -> None:
+    # a window of width 1 has no (W - 1) scale: every later detection costs the full 0.11
+    assert toy([40, 41], windows=((40, 40),)).raw == pytest.approx(1.0 - 0.11, abs=1e-12)
+
+
+def test_score_file_missed_window_costs_fn_weight() -> None:
+    assert toy([]) == FileScore(raw=pytest.approx(-1.0), tp=0, fp=0, fn=1)
+    assert toy([], LOW_FN).raw == pytest.approx(-2.0)
+
+
+def test_score_file_detections_in_probation_are_ignored() -> None:
+    # rows 0..14 are probation: no cost, no credit; row 15 is the first scored row
+    assert toy([0, 3, 14]) == FileScore(raw=pytest.approx(-1.0), tp=0, fp=0, fn=1)
+    assert toy([15]) == FileScore(raw=pytest.approx(-1.11), tp=0, fp=1, fn=1)
+
+
+def test_score_file_window_straddling_probation_credits_by_full_window() -> None:
+    # window 10..19, rows 10..14 in probation: the hit at 12 is ignored, the one at 15 counts
+    # with y = -(19 - 15 + 1) / 10 = -0.5: tanh(1.25) / tanh(2.5) = 0.85979256690978
+    assert toy([12, 15], windows=((10, 19),)).raw == pytest.approx(0.85979256690978, abs=1e-12)
+
+
+def test_score_file_later_detections_in_window_add_nothing() -> None:
+    # rows 45, 46, 49: only row 45 counts, y = -(49 - 45 + 1) / 10 = -0.5 -> 0.85979256690978
+    assert toy([45, 46, 49]) == FileScore(raw=pytest.approx(0.85979256690978, abs=1e-12),
+                                          tp=1, fp=0, fn=0)
+
+
+def test_optimise_threshold_confident_fp_before_detection_picks_detection_score() -> None:
+    scores = np.zeros(100)
+    scores[[42, 60]] = [0.6, 0.9]
+    p = file_layout(scores, [(40, 49)], 100, 15)
+    # thr 1.1: -1. thr 0.9: FP at row 60, y = 11/9, sigma = -0.99557364821543: -1.10951310130370
+    # thr 0.6: + credit at row 42, y = -0.8: tanh(2) / tanh(2.5) = 0.97710684092260 and the FP:
+    #          0.97710684092260 - 0.10951310130370 = 0.86759373961891 (best)
+    # thr 0:   every scored row fires: 35 FPs before the window and 50 after cost far more
+    threshold, raw = optimise_threshold([p], STANDARD)
     assert threshold == 0.6
-    # credit at -(49 - 42 + 1) / 10; the FP 11 rows past the window, scaled by width - 1
-    assert best == pytest.approx(sig(-0.8) / sig(-1.0) + 0.11 * sig(11 / 9))
+    assert raw == pytest.approx(0.86759373961891, abs=1e-12)
 
 
-def test_read_run_scores_rejects_wrong_row_count_and_timestamps(tmp_path: Path) -> None:
-    data = toy(3, ())
-    good = tmp_path / "good.csv"
-    good.write_text("timestamp,anomaly_score\nt0,0\nt1,0.5\nt2,1\n")
-    np.testing.assert_array_equal(read_run_scores(good, data), [0, 0.5, 1])
-    short = tmp_path / "short.csv"
-    short.write_text("timestamp,anomaly_score\nt0,0\n")
-    with pytest.raises(ValueError, match="1 rows"):
-        read_run_scores(short, data)
-    swapped = tmp_path / "swapped.csv"
-    swapped.write_text("timestamp,anomaly_score\nt1,0\nt0,0\nt2,0\n")
-    with pytest.raises(ValueError, match="row 2"):
-        read_run_scores(swapped, data)
+def test_optimise_threshold_only_false_positives_returns_threshold_above_all_scores() -> None:
+    p = file_layout(np.linspace(0.0, 1.0, 100), [], 100, 15)
+    assert optimise_threshold([p], STANDARD) == (1.1, 0.0)
 
 
-def test_scores_agree_with_the_reference_scorer(tmp_path: Path) -> None:
+def test_optimise_threshold_random_files_matches_brute_force_sweep() -> None:
+    rng = np.random.default_rng(3)
+    layouts = []
+    for _ in range(8):
+        n = int(rng.integers(40, 120))
+        edges = np.sort(rng.choice(np.arange(10, n), size=4, replace=False))
+        windows = [(int(edges[0]), int(edges[1])), (int(edges[2]), int(edges[3]))]
+        layouts.append(file_layout(np.round(rng.random(n), 1), windows, n, n * 15 // 100))
+    for profile in (STANDARD, LOW_FN, Profile("low_fp", 1.0, 0.22, 1.0)):
+        candidates = sorted({1.1, *np.concatenate([p.scores for p in layouts]).tolist()})
+        totals = [sum(score_layout(p, t, profile).raw for p in layouts) for t in candidates]
+        best = max(totals)
+        highest = max(t for t, v in zip(candidates, totals, strict=True) if v >= best - 1e-9)
+        threshold, raw = optimise_threshold(layouts, profile)
+        assert raw == pytest.approx(best, abs=1e-9)
+        assert threshold == highest
+
+
+def test_normalise_null_and_perfect_detectors_map_to_0_and_100() -> None:
+    p = file_layout(np.zeros(100), [(10, 19), (40, 49)], 100, 15)
+    null, perfect = baselines([p], STANDARD)
+    # the perfect detector fires on row 15 (first scored row of 10..19) and on row 40
+    assert (null, perfect) == (-2.0, pytest.approx(0.85979256690978 + 1.0, abs=1e-12))
+    assert normalise(null, perfect, null) == 0.0
+    assert normalise(perfect, perfect, null) == pytest.approx(100.0)
+    assert np.isnan(normalise(0.0, 0.0, 0.0))
+
+
+def test_held_out_two_categories_scores_each_with_the_other_threshold() -> None:
+    a = np.zeros(100)
+    a[[42, 60]] = [0.6, 0.9]       # alone, its best threshold is 0.6 (see above)
+    b = np.zeros(100)
+    b[40] = 0.3                    # alone, its best threshold is 0.3: raw 1
+    run = {"catA/a.csv": file_layout(a, [(40, 49)], 100, 15),
+           "catB/b.csv": file_layout(b, [(40, 49)], 100, 15)}
+    result = held_out_leave_one_category_out(run, [STANDARD])["standard"]
+    # fold A at 0.3: 0.86759373961891; fold B at 0.6 misses its window: -1
+    assert result["folds"]["catA"]["threshold"] == 0.3
+    assert result["folds"]["catB"]["threshold"] == 0.6
+    assert result["raw_score"] == pytest.approx(-0.13240626038109, abs=1e-12)
+    # null -2, perfect 2: 100 * (-0.13240626038109 + 2) / 4
+    assert result["score"] == pytest.approx(46.68984349047267, abs=1e-9)
+
+
+def fake_root(tmp_path: Path, n: int = 20) -> NabCorpus:
+    root = tmp_path / "nab"
+    (root / "data" / "cat").mkdir(parents=True)
+    stamps = [f"2020-01-01 00:{i:02d}:00" for i in range(n)]
+    (root / "data" / "cat" / "a.csv").write_text(
+        "timestamp,value\n" + "".join(f"{t},{i}.5\n" for i, t in enumerate(stamps)))
+    (root / "labels").mkdir()
+    (root / "labels" / "combined_windows.json").write_text(json.dumps(
+        {"cat/a.csv": [[stamps[10] + ".000000", stamps[12] + ".000000"]]}))
+    (root / "config").mkdir()
+    (root / "config" / "profiles.json").write_text(json.dumps({name: {"CostMatrix": {
+        "tpWeight": 1.0, "fpWeight": 0.11, "fnWeight": 1.0, "tnWeight": 1.0}}
+        for name in PROFILE_NAMES}))
+    return NabCorpus(root)
+
+
+def write_run(path: Path, rows: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("timestamp,value,anomaly_score\n" + "".join(r + "\n" for r in rows))
+
+
+def test_load_corpus_fake_root_gives_rows_windows_and_probation(tmp_path: Path) -> None:
+    data = fake_root(tmp_path).load("cat/a.csv")
+    assert (data.n, data.probation, data.windows, data.values[3]) == (20, 3, ((10, 12),), 3.5)
+    assert data.timestamps[0] == "2020-01-01 00:00:00"
+
+
+def test_load_run_matching_file_with_extra_columns_returns_scores(tmp_path: Path) -> None:
+    corpus = fake_root(tmp_path)
+    stamps = corpus.load("cat/a.csv").timestamps
+    write_run(tmp_path / "run" / "cat" / "a.csv", [f"{t},0,{i / 20}" for i, t in enumerate(stamps)])
+    scores = load_run(tmp_path / "run", corpus)["cat/a.csv"]
+    np.testing.assert_array_equal(scores, np.arange(20) / 20)
+
+
+def test_load_run_wrong_row_count_raises_naming_file(tmp_path: Path) -> None:
+    corpus = fake_root(tmp_path)
+    stamps = corpus.load("cat/a.csv").timestamps[:-1]
+    write_run(tmp_path / "run" / "cat" / "a.csv", [f"{t},0,0" for t in stamps])
+    with pytest.raises(ValueError, match=r"cat/a\.csv: 19 rows, but the data file cat/a\.csv"):
+        load_run(tmp_path / "run", corpus)
+
+
+def test_load_run_wrong_timestamp_raises_naming_row(tmp_path: Path) -> None:
+    corpus = fake_root(tmp_path)
+    stamps = list(corpus.load("cat/a.csv").timestamps)
+    stamps[5], stamps[6] = stamps[6], stamps[5]
+    write_run(tmp_path / "run" / "cat" / "a.csv", [f"{t},0,0" for t in stamps])
+    with pytest.raises(ValueError, match=r"a\.csv: line 7 \(data row 5\): timestamp "
+                                         r"'2020-01-01 00:06:00', but cat/a\.csv has"):
+        load_run(tmp_path / "run", corpus)
+
+
+def test_load_run_missing_file_raises_unless_allowed(tmp_path: Path) -> None:
+    corpus = fake_root(tmp_path)
+    (tmp_path / "run").mkdir()
+    with pytest.raises(FileNotFoundError, match="1 result file"):
+        load_run(tmp_path / "run", corpus)
+    assert load_run(tmp_path / "run", corpus, allow_missing=True) == {}
+
+
+def test_load_corpus_real_nab_matches_documented_counts() -> None:
+    corpus = NabCorpus(nab_root())
+    assert len(corpus.files) == 58 and "realKnownCause/nyc_taxi.csv" in corpus.files
+    assert tuple(p.name for p in corpus.profiles) == PROFILE_NAMES
+    taxi = corpus.load("realKnownCause/nyc_taxi.csv")
+    assert taxi.n == 10320 and taxi.probation == 750
+    assert [right - left + 1 for left, right in taxi.windows] == [207] * 5
+    assert corpus.load("realAdExchange/exchange-2_cpc_results.csv").probation == 243  # 1,624
+    datas = [corpus.load(rel) for rel in corpus.files]  # totals from the corpus README
+    assert sum(d.n for d in datas) == 365_558 and sum(d.probation for d in datas) == 32_716
+    assert sum(len(d.windows) for d in datas) == 116
+    assert sum(right - left + 1 for d in datas for left, right in d.windows) == 33_495
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, NabCorpus]:
+    """Random scores (fixed seed, 3 decimals so thresholds tie) on two small categories."""
+    corpus = NabCorpus(nab_root())
+    run_dir = tmp_path_factory.mktemp("reference") / "run"
+    rng = np.random.default_rng(20240607)
+    for rel in corpus.files:
+        if rel.split("/", 1)[0] in REFERENCE_CATEGORIES:
+            data = corpus.load(rel)
+            scores = np.round(rng.beta(0.3, 3.0, data.n), 3)
+            write_run(run_dir / rel, [f"{t},{v},{s!r}" for t, v, s in
+                                      zip(data.timestamps, data.values, scores.tolist(),
+                                          strict=True)])
+    run = load_run(run_dir, corpus, [r for r in corpus.files
+                                     if r.split("/", 1)[0] in REFERENCE_CATEGORIES])
+    return run_dir, run, corpus
+
+
+def reference(run_dir: Path, *args: str) -> dict:
     root = nab_root()
-    corpus = NabCorpus(root)
-    rels = [r for r in corpus.files if r.startswith(("realAdExchange/", "artificialWith"))]
-    rng = np.random.default_rng(7)
-    layouts = {}
-    for rel in rels:
-        data = corpus.load(rel)
-        scores = np.round(rng.beta(0.3, 3.0, data.n), 4)
-        layouts[rel] = layout(data, scores)
-        out = tmp_path / "run" / rel
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text("timestamp,anomaly_score\n" + "".join(
-            f"{t},{s}\n" for t, s in zip(data.timestamps, scores, strict=True)))
-    ours = score_corpus(layouts, corpus.profiles)
-    proc = subprocess.run(
-        [sys.executable, str(root / "nab_score.py"), str(tmp_path / "run"), "--nab-root",
-         str(root), "--files", "realAdExchange", "artificialWithAnomaly", "--quiet"],
-        capture_output=True, text=True, timeout=120, check=True)
-    reference = json.loads(proc.stdout)["profiles"]
-    for name, theirs in reference.items():
-        assert ours[name]["score"] == pytest.approx(theirs["score"], abs=1e-6)
-        assert ours[name]["threshold"] == pytest.approx(theirs["threshold"], abs=1e-12)
-        assert ours[name]["raw_score"] == pytest.approx(theirs["raw_score"], abs=1e-6)
+    proc = subprocess.run([sys.executable, str(root / "nab_score.py"), str(run_dir),
+                           "--nab-root", str(root), "--quiet", *args],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
+
+
+def test_score_corpus_random_run_agrees_with_reference_scorer(reference_run) -> None:
+    run_dir, run, corpus = reference_run
+    theirs = reference(run_dir, "--files", *REFERENCE_CATEGORIES)
+    ours = score_corpus(run, corpus)
+    assert set(ours) == set(theirs["profiles"]) == set(PROFILE_NAMES)
+    for name, ref in theirs["profiles"].items():
+        assert ours[name]["threshold"] == pytest.approx(ref["threshold"], abs=1e-12)
+        assert ours[name]["score"] == pytest.approx(ref["score"], abs=1e-6)
+        assert ours[name]["raw_score"] == pytest.approx(ref["raw_score"], abs=1e-6)
+        assert 0.0 < ours[name]["threshold"] < 1.0  # a real sweep, not the never-fire answer
+        for rel, raw in ours[name]["per_file"].items():
+            assert raw == pytest.approx(theirs["per_file"][rel][name]["raw_score"], abs=1e-6)
+    fixed = reference(run_dir, "--files", *REFERENCE_CATEGORIES, "--threshold", "0.5")
+    ours_fixed = score_corpus(run, corpus, dict.fromkeys(PROFILE_NAMES, 0.5))
+    for name, ref in fixed["profiles"].items():
+        assert ours_fixed[name]["score"] == pytest.approx(ref["score"], abs=1e-6)
+
+
+def test_held_out_random_run_agrees_with_reference_folds(reference_run, tmp_path: Path) -> None:
+    run_dir, run, corpus = reference_run
+    raw = dict.fromkeys(PROFILE_NAMES, 0.0)
+    for held, fitted_on in (REFERENCE_CATEGORIES, REFERENCE_CATEGORIES[::-1]):
+        summary = tmp_path / f"fit_{fitted_on}.json"
+        summary.write_text(json.dumps(reference(run_dir, "--files", fitted_on)))
+        fold = reference(run_dir, "--files", held, "--thresholds", str(summary))
+        for name in PROFILE_NAMES:
+            raw[name] += fold["profiles"][name]["raw_score"]
+    whole = reference(run_dir, "--files", *REFERENCE_CATEGORIES)["profiles"]
+    ours = held_out_leave_one_category_out(run, corpus)
+    for name in PROFILE_NAMES:
+        expected = normalise(raw[name], whole[name]["perfect_score"], whole[name]["null_score"])
+        assert ours[name]["score"] == pytest.approx(expected, abs=1e-6)
