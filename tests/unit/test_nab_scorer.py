@@ -1,5 +1,5 @@
 """Our NAB corpus access and scorer: hand-computed cases, the run loader, and agreement with the
-reference scorer (/work/shared/nab/nab_score.py) to 1e-6.
+reference scorer (../shared/nab/nab_score.py) to 1e-6.
 
 Hand-computed cases use sigma(y) = 2 / (1 + e^(5y)) - 1 = -tanh(5y / 2), so that
 sigma(-1) = tanh(2.5) = 0.98661429815143, the credit at a window's left edge.
