@@ -35,6 +35,12 @@ class KafkaSettings(_Section):
                               "(key = stream id, value = JSON alert).")
     dlq_topic: str = Field("", description="Dead-letter topic for records that cannot be "
                            "processed; empty = bad records are only logged and counted.")
+    changelog_topic: str = Field("", description="Compacted topic holding the checkpointed "
+                                 "state, one partition per input partition; empty = "
+                                 "`<group_id>-changelog`. Created when missing.")
+    group_instance_id: str = Field("", description="Static group membership id (e.g. the pod "
+                                   "name of a StatefulSet): a restarted member gets its "
+                                   "partitions back without a rebalance. Empty = dynamic.")
     group_id: str = Field("lstm-detector", min_length=1, description="Consumer group id.")
     client_id: str = Field("lstm-detector", min_length=1, description="Kafka client id.")
     auto_offset_reset: Literal["earliest", "latest"] = Field(
@@ -80,6 +86,10 @@ class KafkaSettings(_Section):
             raise ValueError(f"sasl_mechanism is required with security_protocol "
                              f"{self.security_protocol}")
         return self
+
+    @property
+    def changelog(self) -> str:
+        return self.changelog_topic or f"{self.group_id}-changelog"
 
     @property
     def bootstrap_list(self) -> list[str]:
@@ -147,7 +157,19 @@ class AlertSettings(_Section):
 
 class StateSettings(_Section):
     max_streams: int = Field(100_000, ge=1, le=10_000_000, description="Most streams held at "
-                             "once per partition; events of further new streams are rejected.")
+                             "once per partition; a new stream beyond it evicts the stream seen "
+                             "least recently (its checkpointed state is deleted too).")
+    admission_burst: int = Field(0, ge=0, le=10_000_000, description="New streams a partition "
+                                 "admits back to back; 0 = max_streams.")
+    admission_rate: float = Field(0.1, gt=0, le=1, description="New streams admitted per event "
+                                  "once the burst is spent (the allowance refills at this rate, "
+                                  "counted in events, not seconds, so a replay admits what the "
+                                  "daemon did). Events of streams refused are dead-lettered.")
+    checkpoints: bool = Field(True, description="Keep every partition's state (model, streams) "
+                              "in the changelog topic and restore it on assignment.")
+    restore_timeout_s: float = Field(300.0, gt=0, le=86_400, description="Longest a partition's "
+                                     "state restore may take before the daemon gives up "
+                                     "(exit 1, so the orchestrator restarts it).")
     initial_capacity: int = Field(1_024, ge=1, le=10_000_000, description="Stream slots "
                                   "preallocated per partition; the arena doubles up to "
                                   "max_streams.")
@@ -169,6 +191,10 @@ class ServiceSettings(_Section):
                                       "graceful stop (finish batch, flush, commit, close).")
     stats_interval_s: float = Field(30.0, gt=0, description="Seconds between progress log "
                                     "lines.")
+    commit_interval_s: float = Field(5.0, gt=0, le=3_600, description="Seconds between "
+                                     "checkpoints: alerts acknowledged, state written to the "
+                                     "changelog, then input offsets committed. After a crash "
+                                     "at most this much input is processed again.")
 
 
 class Settings(BaseSettings):

@@ -1,5 +1,12 @@
 """The scoring engine: pure computation over batches of events; knows nothing of Kafka."""
 
-from detector.engine.engine import BatchResult, Engine, EngineConfig, Event
+from detector.engine.engine import (
+    BatchResult,
+    Engine,
+    EngineConfig,
+    Event,
+    SharedState,
+    StreamState,
+)
 
-__all__ = ["BatchResult", "Engine", "EngineConfig", "Event"]
+__all__ = ["BatchResult", "Engine", "EngineConfig", "Event", "SharedState", "StreamState"]

@@ -2,7 +2,9 @@
 
 Every per-stream quantity (LSTM state, recent window, normaliser and calibration statistics,
 alert refractory state) is a row of one array, so a batch of streams is stepped with a handful of
-vectorised operations. The arena doubles its capacity when full, up to `max_streams`.
+vectorised operations. The arena doubles its capacity when full, up to `max_streams`; a
+removed stream's slot is reused. Rows can be read and written whole (`row`, `put`), which is
+what checkpoints and restores do.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ def _field_specs(shape: ArenaShape) -> dict[str, tuple[tuple[int, ...], np.dtype
         "peak": ((), f64), "peak_age": ((), np.dtype(np.int64)),  # refractory state
         "events_seen": ((), np.dtype(np.int64)),
         "chunk_pos": ((), np.dtype(np.int64)),
+        "last_seq": ((), np.dtype(np.int64)),  # engine event number of the newest event
+
     }
 
 
@@ -61,35 +65,73 @@ class StreamArena:
         self.max_streams = max_streams
         self.capacity = 0
         self._slot_of: dict[str, int] = {}
-        self.stream_ids: list[str] = []
+        # Per slot: its stream id (None = free), metric names and their set.
+        self.stream_ids: list[str | None] = []
         self.metric_names: list[tuple[str, ...]] = []
-        self._specs = _field_specs(shape)
+        self.metric_sets: list[frozenset[str]] = []
+        self._free: list[int] = []
+        self.specs = _field_specs(shape)
         self.arrays: dict[str, np.ndarray] = {}
         self._grow(min(capacity, max_streams))
 
     def __len__(self) -> int:
-        return len(self.stream_ids)
+        return len(self._slot_of)
 
     def slot(self, stream: str) -> int | None:
         return self._slot_of.get(stream)
 
+    def live_slots(self) -> np.ndarray:
+        return np.fromiter(self._slot_of.values(), dtype=np.int64, count=len(self._slot_of))
+
     def add(self, stream: str, metric_names: tuple[str, ...], threshold: float) -> int:
-        """Claim a fresh slot for a new stream; caller checks `is_full` first."""
-        slot = len(self.stream_ids)
-        if slot >= self.capacity:
-            self._grow(min(self.capacity * 2, self.max_streams))
-        self._slot_of[stream] = slot
-        self.stream_ids.append(stream)
-        self.metric_names.append(metric_names)
+        """Claim a slot for a new stream, in its initial state; caller checks `is_full`."""
+        slot = self._claim(stream, metric_names)
         self.arrays["metric_mask"][slot, : len(metric_names)] = 1.0
         self.arrays["threshold"][slot] = threshold
         self.arrays["seen_min"][slot] = np.nan  # no value seen yet
         self.arrays["seen_max"][slot] = np.nan
         return slot
 
+    def put(self, stream: str, metric_names: tuple[str, ...], row: dict[str, np.ndarray]
+            ) -> int:
+        """Claim a slot for a stream restored from a checkpoint, with every field given."""
+        slot = self._claim(stream, metric_names)
+        for name, arr in self.arrays.items():
+            arr[slot] = row[name]
+        return slot
+
+    def row(self, slot: int) -> dict[str, np.ndarray]:
+        """Copies of every field of one slot."""
+        return {name: arr[slot].copy() for name, arr in self.arrays.items()}
+
+    def remove(self, stream: str) -> int:
+        """Free a stream's slot for reuse; returns the slot."""
+        slot = self._slot_of.pop(stream)
+        self.stream_ids[slot] = None
+        self._free.append(slot)
+        return slot
+
     @property
     def is_full(self) -> bool:
-        return len(self.stream_ids) >= self.max_streams
+        return len(self._slot_of) >= self.max_streams
+
+    def _claim(self, stream: str, metric_names: tuple[str, ...]) -> int:
+        if self._free:
+            slot = self._free.pop()
+            for arr in self.arrays.values():
+                arr[slot] = 0
+            self.stream_ids[slot] = stream
+            self.metric_names[slot] = metric_names
+            self.metric_sets[slot] = frozenset(metric_names)
+        else:
+            slot = len(self.stream_ids)
+            if slot >= self.capacity:
+                self._grow(min(self.capacity * 2, self.max_streams))
+            self.stream_ids.append(stream)
+            self.metric_names.append(metric_names)
+            self.metric_sets.append(frozenset(metric_names))
+        self._slot_of[stream] = slot
+        return slot
 
     def tensor(self, name: str) -> torch.Tensor:
         """A torch view sharing memory with the numpy array (no copy)."""
@@ -100,7 +142,7 @@ class StreamArena:
 
     def _grow(self, capacity: int) -> None:
         new = {}
-        for name, (trailing, dtype) in self._specs.items():
+        for name, (trailing, dtype) in self.specs.items():
             arr = np.zeros((capacity, *trailing), dtype=dtype)
             if name in self.arrays:
                 arr[: self.capacity] = self.arrays[name][: self.capacity]

@@ -13,7 +13,7 @@ events, never on how they were cut into batches:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +56,8 @@ class EngineConfig:
     critical_threshold: float = 0.9
     threshold_overrides: Mapping[str, float] = field(default_factory=dict)
     max_streams: int = 100_000
+    admission_burst: int = 0          # new streams admitted back to back; 0 = max_streams
+    admission_rate: float = 0.1       # new streams admitted per event after the burst
     initial_capacity: int = 1_024
     seed: int = 0
     model_path: str = ""
@@ -78,9 +80,28 @@ class EngineConfig:
             cooldown_events=a.cooldown_events, spatial_margin=a.spatial_margin,
             threshold=a.threshold,
             critical_threshold=a.critical_threshold, threshold_overrides=dict(a.overrides),
-            max_streams=s.max_streams, initial_capacity=s.initial_capacity, seed=m.seed,
+            max_streams=s.max_streams, admission_burst=s.admission_burst,
+            admission_rate=s.admission_rate, initial_capacity=s.initial_capacity, seed=m.seed,
             model_path=m.path, bidirectional=m.bidirectional,
             seasonal_buckets=m.seasonal_buckets)
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """One stream's whole state: what a checkpoint stores under the stream's key."""
+
+    stream: str
+    metric_names: tuple[str, ...]
+    row: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class SharedState:
+    """An engine's state that is not per stream: arrays (weights, optimiser moments, pending
+    training windows) and scalar counters."""
+
+    arrays: dict[str, np.ndarray]
+    meta: dict[str, float | int | str]
 
 
 @dataclass
@@ -136,11 +157,18 @@ class Engine:
         if config.model_path:
             self._load_weights(config.model_path)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
-        self._metric_sets: list[frozenset[str]] = []
         self._pending: list[tuple[int, dict[str, np.ndarray]]] = []
         self.events_processed = 0
         self.train_steps = 0
         self.last_train_loss = float("nan")
+        # Admission token bucket, refilled per event (not per second: a replay must admit
+        # exactly what the daemon admitted).
+        self._burst = config.admission_burst or config.max_streams
+        self._tokens = float(self._burst)
+        self._tokens_at = 0
+        # Since the last checkpoint: slots whose state changed, streams evicted.
+        self.dirty: set[int] = set()
+        self.evicted: list[str] = []
 
     # -- public ------------------------------------------------------------------------
 
@@ -189,6 +217,63 @@ class Engine:
     def slot_of(self, stream: str) -> int | None:
         return self.arena.slot(stream)
 
+    # -- checkpoint and restore ------------------------------------------------------------
+
+    def stream_state(self, slot: int) -> StreamState:
+        arena = self.arena
+        stream = arena.stream_ids[slot]
+        if stream is None:
+            raise KeyError(f"slot {slot} holds no stream")
+        return StreamState(stream, arena.metric_names[slot], arena.row(slot))
+
+    def shared_state(self) -> SharedState:
+        """Everything that is not per stream: weights, optimiser, pending windows, counters."""
+        arrays = {f"w/{k}": v.detach().numpy().copy()
+                  for k, v in self.model.state_dict().items()}
+        for i, state in self.optimizer.state_dict()["state"].items():
+            for name, value in state.items():
+                arrays[f"opt/{i}/{name}"] = value.detach().numpy().copy()
+        for j, (seq, sample) in enumerate(self._pending):
+            arrays[f"pending/{j}/seq"] = np.array(seq, dtype=np.int64)
+            for name, value in sample.items():
+                arrays[f"pending/{j}/{name}"] = value
+        meta = {"events_processed": self.events_processed, "train_steps": self.train_steps,
+                "last_train_loss": self.last_train_loss, "tokens": self._tokens,
+                "tokens_at": self._tokens_at, "pending": len(self._pending),
+                "weights_digest": self.weights_digest}
+        return SharedState(arrays, meta)
+
+    def restore(self, shared: SharedState | None, streams: Iterable[StreamState]) -> None:
+        """Load a checkpoint into this fresh engine: it then continues exactly where the
+        engine that wrote the checkpoint stood."""
+        if self.events_processed or len(self.arena):
+            raise RuntimeError("restore needs a fresh engine")
+        for st in streams:
+            self.arena.put(st.stream, st.metric_names, st.row)
+        if shared is None:
+            return
+        a, meta = shared.arrays, shared.meta
+        self.model.load_state_dict({k[2:]: torch.from_numpy(v) for k, v in a.items()
+                                    if k.startswith("w/")})
+        opt = self.optimizer.state_dict()
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in a.items():
+            if key.startswith("opt/"):
+                _, i, name = key.split("/", 2)
+                state.setdefault(int(i), {})[name] = torch.from_numpy(value.copy())
+        self.optimizer.load_state_dict({"state": state, "param_groups": opt["param_groups"]})
+        self._pending = []
+        for j in range(int(meta["pending"])):
+            prefix = f"pending/{j}/"
+            sample = {k[len(prefix):]: v for k, v in a.items()
+                      if k.startswith(prefix) and k != prefix + "seq"}
+            self._pending.append((int(a[prefix + "seq"]), sample))
+        self.events_processed = int(meta["events_processed"])
+        self.train_steps = int(meta["train_steps"])
+        self.last_train_loss = float(meta["last_train_loss"])
+        self._tokens, self._tokens_at = float(meta["tokens"]), int(meta["tokens_at"])
+        self.weights_digest = str(meta["weights_digest"])
+
     # -- batch planning ----------------------------------------------------------------
 
     def _plan(self, events: Sequence[Event], result: BatchResult
@@ -201,6 +286,8 @@ class Engine:
         wave = np.zeros(n, dtype=np.int64)
         k = cfg.window
         chunk_pos, seen = arena.arrays["chunk_pos"], arena.arrays["events_seen"]
+        last_seq = arena.arrays["last_seq"]
+        seq0 = self.events_processed
         # slot -> [chunk position, events seen, next wave, segment of that wave counter]
         local: dict[int, list[int]] = {}
         pending, current = len(self._pending), 0
@@ -208,16 +295,19 @@ class Engine:
         for i, ev in enumerate(events):
             slot = arena.slot(ev.stream)
             if slot is None:
-                slot = self._admit(ev, result, i)
+                slot = self._admit(ev, result, i, seq0 + i)
                 if slot is None:
                     continue
                 # Admission may have grown (reallocated) the arena.
                 chunk_pos, seen = arena.arrays["chunk_pos"], arena.arrays["events_seen"]
-            elif not ev.metrics.keys() <= self._metric_sets[slot]:
-                extra = sorted(set(ev.metrics) - self._metric_sets[slot])
+                last_seq = arena.arrays["last_seq"]
+            elif not ev.metrics.keys() <= arena.metric_sets[slot]:
+                extra = sorted(set(ev.metrics) - arena.metric_sets[slot])
                 result.rejected[i] = (f"stream {ev.stream!r}: unknown metrics {extra}; its "
                                       f"metrics are {list(arena.metric_names[slot])}")
                 continue
+            last_seq[slot] = seq0 + i
+            self.dirty.add(slot)
             names = arena.metric_names[slot]
             for j, name in enumerate(names):
                 actual[i, j] = ev.metrics.get(name, math.nan)
@@ -239,7 +329,7 @@ class Engine:
                         pending, current = 0, current + 1
         return slots, segment, wave
 
-    def _admit(self, ev: Event, result: BatchResult, i: int) -> int | None:
+    def _admit(self, ev: Event, result: BatchResult, i: int, seq: int) -> int | None:
         cfg, arena = self.config, self.arena
         names = tuple(ev.metrics)
         if not names:
@@ -253,14 +343,35 @@ class Engine:
             result.rejected[i] = (f"stream {ev.stream!r}: the first event of a stream must "
                                   "carry every metric")
             return None
-        if arena.is_full:
-            result.rejected[i] = (f"stream {ev.stream!r}: stream limit reached "
-                                  f"(DETECTOR_STATE_MAX_STREAMS={cfg.max_streams})")
+        self._tokens = min(float(self._burst),
+                           self._tokens + cfg.admission_rate * (seq - self._tokens_at))
+        self._tokens_at = seq
+        if self._tokens < 1.0:
+            result.rejected[i] = (f"stream {ev.stream!r}: new-stream admission limit reached "
+                                  f"(DETECTOR_STATE_ADMISSION_RATE={cfg.admission_rate} per "
+                                  f"event after a burst of {self._burst})")
             return None
+        if arena.is_full and not self._evict_least_recent():
+            result.rejected[i] = (f"stream {ev.stream!r}: stream limit reached by this batch "
+                                  f"alone (DETECTOR_STATE_MAX_STREAMS={cfg.max_streams})")
+            return None
+        self._tokens -= 1.0
         thr = policy.threshold_for(ev.stream, cfg.threshold, cfg.threshold_overrides)
-        slot = arena.add(ev.stream, names, thr)
-        self._metric_sets.append(frozenset(names))
-        return slot
+        return arena.add(ev.stream, names, thr)
+
+    def _evict_least_recent(self) -> bool:
+        """Free the slot of the stream seen least recently, unless it is in this batch."""
+        arena = self.arena
+        live = arena.live_slots()
+        slot = int(live[np.argmin(arena.arrays["last_seq"][live])])
+        if arena.arrays["last_seq"][slot] >= self.events_processed:
+            return False
+        stream = arena.stream_ids[slot]
+        assert stream is not None
+        arena.remove(stream)
+        self.dirty.discard(slot)
+        self.evicted.append(stream)
+        return True
 
     # -- one vectorised step -------------------------------------------------------------
 

@@ -105,14 +105,6 @@ def test_event_with_a_new_metric_is_rejected_with_the_stream_named() -> None:
     assert "['y']" in result.rejected[0]
 
 
-def test_stream_limit_rejects_new_streams_but_keeps_known_ones() -> None:
-    engine = Engine(EngineConfig(hidden_size=8, window=4, max_streams=2, initial_capacity=1))
-    result = engine.process([Event(s, T0, {"v": 1.0}) for s in ("a", "b", "c", "a")])
-    assert result.rejected[:2] == [None, None] and result.rejected[3] is None
-    assert "DETECTOR_STATE_MAX_STREAMS=2" in (result.rejected[2] or "")
-    assert len(engine.arena) == 2
-
-
 def test_missing_value_is_scored_but_not_learned_from() -> None:
     events = traffic(n_streams=1, n_steps=120)
     engine = Engine(FAST)

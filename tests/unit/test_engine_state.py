@@ -1,0 +1,126 @@
+"""Engine state: checkpoint round trip, least-recently-seen eviction, admission limit."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from detector.engine import Engine, EngineConfig, Event, SharedState, StreamState
+from detector.state.codec import decode_shared, decode_stream, encode_shared, encode_stream
+from tests.unit.factories import T0, traffic
+
+FAST = EngineConfig(hidden_size=16, window=4, train_batch=8, warmup_events=32)
+
+
+def checkpoint(engine: Engine) -> tuple[bytes, list[bytes]]:
+    layout = engine.arena.specs
+    streams = [encode_stream(engine.stream_state(int(slot)), layout)
+               for slot in engine.arena.live_slots()]
+    return encode_shared(engine.shared_state(), engine.config.shape), streams
+
+
+def restored(config: EngineConfig, shared: bytes, streams: list[bytes]) -> Engine:
+    engine = Engine(config)
+    layout = engine.arena.specs
+    engine.restore(decode_shared(shared, config.shape),
+                   [decode_stream(s, layout) for s in streams])
+    return engine
+
+
+@pytest.mark.parametrize("config", [FAST, dataclasses.replace(FAST, bidirectional=True,
+                                                                    seasonal_buckets=24)])
+def test_a_restored_engine_continues_exactly_like_the_original(config: EngineConfig) -> None:
+    events = traffic(n_streams=5, n_steps=160)
+    cut = 5 * 97 + 2  # mid-step, with training windows pending
+    original = Engine(config)
+    original.process(events[:cut])
+    assert original._pending, "the cut should leave training windows pending"
+    shared, streams = checkpoint(original)
+    copy = restored(config, shared, list(reversed(streams)))  # slot order must not matter
+    a, b = original.process(events[cut:]), copy.process(events[cut:])
+    np.testing.assert_array_equal(a.raw_score, b.raw_score)
+    np.testing.assert_array_equal(a.error, b.error)
+    np.testing.assert_array_equal(a.alert, b.alert)
+    assert copy.train_steps == original.train_steps > 0
+    for stream in ("host-0/eth0", "host-4/eth0"):
+        row_a = original.arena.row(original.slot_of(stream))
+        row_b = copy.arena.row(copy.slot_of(stream))
+        for name in row_a:
+            np.testing.assert_array_equal(row_a[name], row_b[name], err_msg=name)
+
+
+def test_records_of_another_layout_are_refused() -> None:
+    engine = Engine(FAST)
+    engine.process(traffic(n_streams=1, n_steps=20))
+    shared, (stream,) = checkpoint(engine)
+    bigger = Engine(dataclasses.replace(FAST, hidden_size=32))
+    with pytest.raises(ValueError, match="layout"):
+        decode_stream(stream, bigger.arena.specs)
+    with pytest.raises(ValueError, match="shape"):
+        decode_shared(shared, bigger.config.shape)
+    with pytest.raises(ValueError):
+        decode_stream(stream[:-3], engine.arena.specs)
+    with pytest.raises(ValueError):
+        decode_shared(b"garbage", FAST.shape)
+
+
+def test_restore_needs_a_fresh_engine() -> None:
+    engine = Engine(FAST)
+    engine.process(traffic(n_streams=1, n_steps=5))
+    with pytest.raises(RuntimeError):
+        engine.restore(SharedState({}, {}), [])
+
+
+def one(stream: str, i: int) -> Event:
+    return Event(stream, T0 + 300.0 * i, {"x": 1.0 + (i % 3)})
+
+
+def test_a_full_arena_evicts_the_stream_seen_least_recently() -> None:
+    engine = Engine(dataclasses.replace(FAST, max_streams=3, initial_capacity=2,
+                                        admission_burst=10))
+    engine.process([one("a", 0), one("b", 0), one("c", 0)])
+    engine.process([one("a", 1), one("c", 1)])           # b is now the least recent
+    engine.dirty.clear()
+    result = engine.process([one("d", 0)])
+    assert result.rejected == [None]
+    assert engine.evicted == ["b"]
+    assert engine.slot_of("b") is None and len(engine.arena) == 3
+    # d took b's slot, starting from a clean row, and is dirty; b's old slot is not reused
+    # by anything stale.
+    slot = engine.slot_of("d")
+    assert engine.dirty == {slot}
+    assert engine.arena.arrays["events_seen"][slot] == 1
+    # b comes back as a new stream and evicts the next least recent (a).
+    engine.process([one("b", 2)])
+    assert engine.evicted == ["b", "a"]
+
+
+def test_streams_of_the_current_batch_are_never_evicted() -> None:
+    engine = Engine(dataclasses.replace(FAST, max_streams=2, admission_burst=10))
+    result = engine.process([one("a", 0), one("b", 0), one("c", 0)])
+    assert result.rejected[:2] == [None, None]
+    assert "stream limit" in (result.rejected[2] or "")
+    assert engine.evicted == []
+
+
+def test_new_streams_beyond_the_burst_are_admitted_at_the_rate_per_event() -> None:
+    engine = Engine(dataclasses.replace(FAST, admission_burst=2, admission_rate=0.25))
+    flood = [one(f"s{i}", 0) for i in range(10)]
+    result = engine.process(flood)
+    admitted = [i for i, r in enumerate(result.rejected) if r is None]
+    # Two from the burst (the refill starts with the second event), then one per four events.
+    assert admitted == [0, 1, 4, 8]
+    assert all("admission limit" in r for r in result.rejected if r is not None)
+    # Known streams are never limited.
+    assert engine.process([one("s0", 1), one("s1", 1)]).rejected == [None, None]
+
+
+def test_stream_state_names_the_stream_and_its_metrics() -> None:
+    engine = Engine(FAST)
+    engine.process([Event("host/eth0", T0, {"bytes": 5.0, "packets": 2.0})])
+    state = engine.stream_state(engine.slot_of("host/eth0"))
+    assert isinstance(state, StreamState)
+    assert state.stream == "host/eth0" and state.metric_names == ("bytes", "packets")
+    assert state.row["events_seen"] == 1
