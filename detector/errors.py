@@ -15,3 +15,7 @@ class BrokerUnavailableError(DetectorError):
 
 class DeliveryError(DetectorError):
     """The broker did not acknowledge an alert or dead-letter record."""
+
+
+class RestoreTimeoutError(DetectorError):
+    """A partition's state could not be restored within DETECTOR_STATE_RESTORE_TIMEOUT_S."""

@@ -1,8 +1,11 @@
-"""The daemon loop: poll → parse → engine → alerts → flush → commit, and a graceful stop.
+"""The daemon loop: poll → parse → engine → alerts → checkpoint, rebalances, a graceful stop.
 
-Delivery is at least once: the offsets of a batch are committed only after the broker has
-acknowledged every alert (and dead-letter record) the batch produced. Each partition has its
-own Engine, so a partition's scores depend only on its own records, in offset order.
+Each input partition has its own Engine, so a partition's scores depend only on its own
+records, in offset order. Every commit interval, on revocation and at shutdown, a checkpoint
+(detector/checkpoint.py) waits for the alerts, writes the changed state to the changelog and
+then commits the offsets; on assignment a partition's state is restored from the changelog
+as of the committed offset. A crash therefore re-processes at most one interval of input from
+the very state it was first processed with: the same alerts, with the same ids.
 """
 
 from __future__ import annotations
@@ -17,16 +20,17 @@ from typing import Any
 import orjson
 import structlog
 from kafka import ConsumerRebalanceListener, TopicPartition
-from kafka.errors import CommitFailedError
-from kafka.structs import OffsetAndMetadata
 
 from detector.alerts import Alert
+from detector.checkpoint import Checkpoint, PartitionWork
 from detector.engine import Engine, EngineConfig, Event
 from detector.engine.policy import severity
-from detector.errors import DeliveryError, SettingsError
+from detector.errors import SettingsError
+from detector.io.changelog import MAX_RECORD_BYTES, ensure_changelog, read_state
 from detector.io.kafka import build_consumer, build_producer, ensure_topics
 from detector.records import BadRecord, Coordinates, Limits, parse_event
 from detector.settings import Settings
+from detector.state.codec import decode_shared, decode_stream
 
 log = structlog.get_logger("detector.service")
 
@@ -43,20 +47,27 @@ class Counters:
 
 
 class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    """Notes the assignment; the main loop acts on it after poll() returns (kafka-python 3
+    runs listeners on its I/O thread, where no blocking client call is allowed)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._assigned: set[TopicPartition] | None = None
 
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        # Batches are committed synchronously before the next poll, so nothing is in flight
-        # here; a partition's state leaves with it.
-        for tp in revoked:
-            self.daemon.engines.pop(tp, None)
         if revoked:
             log.info("partitions_revoked", partitions=sorted(_name(tp) for tp in revoked))
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        if assigned:
-            log.info("partitions_assigned", partitions=sorted(_name(tp) for tp in assigned))
+        log.info("partitions_assigned", partitions=sorted(_name(tp) for tp in assigned))
+        with self._lock:
+            self._assigned = set(assigned)
+
+    def take(self) -> set[TopicPartition] | None:
+        """The newest assignment since the last call, or None when there was none."""
+        with self._lock:
+            assigned, self._assigned = self._assigned, None
+        return assigned
 
 
 def _name(tp: TopicPartition) -> str:
@@ -76,12 +87,13 @@ class Daemon:
                 raise SettingsError(f"DETECTOR_MODEL_PATH: {exc}") from None
         self.limits = Limits(settings.state.max_event_bytes, settings.state.max_stream_id_length,
                              settings.model.max_metrics)
-        self.engines: dict[TopicPartition, Engine] = {}
+        self.parts: dict[TopicPartition, PartitionWork] = {}
         self.counters = Counters()
         self._stop = threading.Event()
         self.consumer: Any = None
         self._watchdog: threading.Timer | None = None
         self.producer: Any = None
+        self.checkpoint: Checkpoint | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -108,26 +120,95 @@ class Daemon:
         k = self.settings.kafka
         if k.create_topics:
             ensure_topics(k, [k.input_topic, k.output_topic, k.dlq_topic])
-        self.producer = build_producer(k)
+        self.producer = build_producer(k, max_request_size=MAX_RECORD_BYTES)
         self.consumer = build_consumer(k)
-        self.consumer.subscribe([k.input_topic], listener=_Rebalance(self))
+        self.checkpoint = Checkpoint(self.producer, self.consumer, k.changelog,
+                                     self.settings.state.checkpoints,
+                                     k.request_timeout_ms / 1000)
+        self._rebalance = _Rebalance()
+        self.consumer.subscribe([k.input_topic], listener=self._rebalance)
         log.info("daemon_started", input_topic=k.input_topic, output_topic=k.output_topic,
-                 group_id=k.group_id, bootstrap_servers=k.bootstrap_servers)
-        started = last_stats = time.monotonic()
+                 group_id=k.group_id, bootstrap_servers=k.bootstrap_servers,
+                 changelog_topic=k.changelog if self.settings.state.checkpoints else None)
+        started = last_stats = last_commit = time.monotonic()
+        interval = self.settings.service.commit_interval_s
+        clean = False
         try:
             while not self._stop.is_set():
                 batch = self.consumer.poll(timeout_ms=k.poll_timeout_ms,
                                            max_records=k.max_poll_records)
+                assigned = self._rebalance.take()
+                if assigned is not None:
+                    self.adopt(assigned)
                 if batch:
                     self.process_batch(batch)
                 now = time.monotonic()
+                if now - last_commit >= interval:
+                    self.commit()
+                    last_commit = now
                 if now - last_stats >= self.settings.service.stats_interval_s:
                     self._log_stats(now - started)
                     last_stats = now
+            clean = True
         finally:
-            self._close(time.monotonic() - started)
+            self._close(time.monotonic() - started, clean)
 
-    def _close(self, elapsed: float) -> None:
+    def commit(self, only: list[TopicPartition] | None = None) -> None:
+        """Checkpoint (all or `only` these partitions); drop the engines the group took."""
+        assert self.checkpoint is not None
+        parts = self.parts if only is None else {tp: self.parts[tp] for tp in only
+                                                  if tp in self.parts}
+        for tp in self.checkpoint.commit(parts):
+            self.parts.pop(tp, None)
+
+    def adopt(self, assigned: set[TopicPartition]) -> None:
+        """Take up a new assignment. Partitions that left are dropped: their new owner
+        restores them as of the last checkpoint. A partition kept through the rebalance keeps
+        its engine unless another member committed past it meanwhile; every other partition
+        is restored from the changelog as of its committed offset."""
+        for tp in [tp for tp in self.parts if tp not in assigned]:
+            del self.parts[tp]
+        committed = {tp: self.consumer.committed(tp) or 0 for tp in assigned}
+        for tp, work in list(self.parts.items()):
+            if committed[tp] > work.position:
+                del self.parts[tp]
+            else:
+                self.consumer.seek(tp, work.position)  # the fetcher went back to the commit
+        self.restore([tp for tp in assigned if tp not in self.parts], committed)
+
+    def restore(self, fresh: list[TopicPartition], offsets: dict[TopicPartition, int]) -> None:
+        """Build these partitions' engines from the changelog as of their committed offsets."""
+        if not fresh:
+            return
+        started = time.monotonic()
+        committed = {tp.partition: offsets[tp] for tp in fresh}
+        states = {}
+        if self.settings.state.checkpoints and fresh:
+            n_input = len(self.consumer.partitions_for_topic(fresh[0].topic) or fresh)
+            ensure_changelog(self.settings.kafka, max(n_input, max(committed) + 1))
+            states = read_state(self.settings.kafka, committed,
+                                timeout_s=self.settings.state.restore_timeout_s)
+        for tp in fresh:
+            engine = Engine(self.engine_config)
+            state = states.get(tp.partition)
+            if state is not None and state.engine is not None:
+                layout = engine.arena.specs
+                try:
+                    engine.restore(decode_shared(state.engine, self.engine_config.shape),
+                                   [decode_stream(v, layout) for v in state.streams.values()])
+                except ValueError as exc:
+                    log.warning("state_not_restored", partition=_name(tp), reason=str(exc))
+                    engine = Engine(self.engine_config)
+            offset = committed[tp.partition]
+            self.parts[tp] = PartitionWork(engine, offset, offset)
+            log.info("partition_restored", partition=_name(tp), committed_offset=offset,
+                     streams=len(engine.arena),
+                     changelog_records=state.records_read if state else 0,
+                     seconds=round(time.monotonic() - started, 3))
+
+    def _close(self, elapsed: float, clean: bool) -> None:
+        if clean and self.checkpoint is not None:
+            self.commit()
         self._log_stats(elapsed)
         if self.producer is not None:
             self.producer.flush(timeout=self.settings.service.shutdown_timeout_s)
@@ -141,7 +222,7 @@ class Daemon:
     def _log_stats(self, elapsed: float) -> None:
         c = self.counters
         log.info("progress", events=c.events, alerts=c.alerts, bad_records=c.bad_records,
-                 streams=sum(len(e.arena) for e in self.engines.values()),
+                 streams=sum(len(w.engine.arena) for w in self.parts.values()),
                  events_per_s=round(c.events / elapsed, 1) if elapsed > 0 else 0.0)
 
     # -- one batch ------------------------------------------------------------------------
@@ -149,11 +230,15 @@ class Daemon:
     def process_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
         k = self.settings.kafka
         futures = []
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         for tp, records in batch.items():
-            engine = self.engines.get(tp)
-            if engine is None:
-                engine = self.engines[tp] = Engine(self.engine_config)
+            work = self.parts.get(tp)
+            if work is None:  # fetched before a rebalance took the partition away
+                continue
+            # A partition kept through a rebalance may be fetched again from its commit.
+            records = [r for r in records if r.offset >= work.position]
+            if not records:
+                continue
+            engine = work.engine
             events: list[Event] = []
             coords: list[Coordinates] = []
             kept: list[Any] = []
@@ -186,17 +271,9 @@ class Daemon:
                 self.counters.by_severity[alert.severity] = (
                     self.counters.by_severity.get(alert.severity, 0) + 1)
             self.counters.events += len(events)
-            offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
-        self._deliver(futures)
-        try:
-            self.consumer.commit(offsets)
-        except CommitFailedError as exc:
-            # The group rebalanced under us: the new owner re-processes from the last commit
-            # and re-publishes the same alert ids, which consumers de-duplicate.
-            log.warning("commit_failed_rebalance", error=str(exc),
-                        partitions=sorted(_name(tp) for tp in offsets))
-            for tp in offsets:
-                self.engines.pop(tp, None)
+            work.position = records[-1].offset + 1
+        assert self.checkpoint is not None
+        self.checkpoint.track(futures)
         self.counters.batches += 1
 
     def _bad(self, bad: BadRecord) -> list[Any]:
@@ -215,14 +292,3 @@ class Daemon:
             "payload_truncated": bad.value is not None and len(bad.value) > DLQ_PAYLOAD_BYTES,
         }
         return [self.producer.send(dlq, key=bad.key or None, value=orjson.dumps(payload))]
-
-    def _deliver(self, futures: list[Any]) -> None:
-        """Block until the broker acknowledged every record of the batch."""
-        if not futures:
-            return
-        self.producer.flush(timeout=self.settings.kafka.request_timeout_ms / 1000)
-        for fut in futures:
-            try:
-                fut.get(timeout=0)
-            except Exception as exc:
-                raise DeliveryError(f"alert not acknowledged by the broker: {exc}") from exc

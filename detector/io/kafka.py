@@ -49,6 +49,7 @@ def build_consumer(k: KafkaSettings, *, group_id: str | None = None) -> KafkaCon
             max_poll_interval_ms=k.max_poll_interval_ms,
             # The classic protocol: KIP-848 groups are not supported everywhere yet.
             partition_assignment_strategy=_assignors(),
+            group_instance_id=k.group_instance_id or None,
         )
     except KafkaTimeoutError as exc:
         raise _unreachable(k, exc) from None

@@ -112,7 +112,8 @@ def test_sigterm_mid_stream_commits_only_acknowledged_work_and_exits_zero(
     out, group = f"{scenario.topic}-alerts-sigterm", f"{scenario.topic}-g-sigterm"
     create_topics(scenario.bootstrap, out, partitions=1)
     env = daemon_env(scenario.bootstrap, scenario.topic, out, group,
-                     DETECTOR_KAFKA_MAX_POLL_RECORDS="500")
+                     DETECTOR_KAFKA_MAX_POLL_RECORDS="500",
+                     DETECTOR_SERVICE_COMMIT_INTERVAL_S="0.1")
     proc = start_daemon(env, tmp_path / "daemon.log")
     try:
         deadline = time.monotonic() + 120
