@@ -63,7 +63,8 @@ def read_rows(path: Path) -> tuple[list[str], list[str], list[list[str]]]:
     return [h.strip() for h in header[1:]], [r[0] for r in rows], rows
 
 
-def _value(text: str) -> float:
+def parse_value(text: str) -> float:
+    """A finite float, or NaN for an empty, unparsable or infinite cell."""
     try:
         v = float(text)
     except ValueError:
@@ -89,7 +90,7 @@ def replay_file(path: Path, output: Path, config: EngineConfig, stream: str | No
                 done.warnings.append(f"{path}:{number}: {ts}; using the previous timestamp")
                 ts = last_ts
             last_ts = ts
-            values = {m: _value(row[j + 1]) if j + 1 < len(row) else math.nan
+            values = {m: parse_value(row[j + 1]) if j + 1 < len(row) else math.nan
                       for j, m in enumerate(metrics)}
             if any(math.isnan(v) for v in values.values()):
                 done.warnings.append(f"{path}:{number}: missing or unparsable value; scored, "
