@@ -196,7 +196,8 @@ def envelope(x: np.ndarray, y: np.ndarray, columns: int) -> tuple[np.ndarray, np
 def draw(stream: StreamRun, path: Path) -> None:
     """One PNG: input series (top) and anomaly score (bottom) over dates, alerts in red."""
     fig = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI)
-    fig.subplots_adjust(left=0.06, right=0.985, top=0.93, bottom=0.08, hspace=0.08)
+    # Legends sit right of the plots, where they can never hide an alert marker.
+    fig.subplots_adjust(left=0.06, right=0.85, top=0.93, bottom=0.08, hspace=0.08)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
     days = stream.seconds / SECONDS_PER_DAY  # matplotlib's date unit, epoch 1970-01-01
     hit = np.flatnonzero(stream.alert)
@@ -227,7 +228,7 @@ def draw(stream: StreamRun, path: Path) -> None:
     for ax in (top, bottom):
         ax.grid(alpha=0.3, lw=0.5)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="upper left", fontsize=8, framealpha=0.8)
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     fig.savefig(path)
 
 
@@ -240,7 +241,7 @@ def render_index(run_dir: Path, streams: list[StreamRun], labels: Path | None,
         head += ["windows", "detected", "missed", "alerts outside windows"]
     rows = []
     for s in streams:
-        cells = [f'<a href="#{esc(s.png)}">{esc(s.name)}</a>', str(s.score.size),
+        cells = [f'<a href="#{esc(s.png[:-4])}">{esc(s.name)}</a>', str(s.score.size),
                  str(int(s.alert.sum())), "" if s.threshold is None else f"{s.threshold:g}"]
         if labels:
             cells += ([str(len(s.windows)), str(s.detected), str(len(s.windows) - s.detected),
@@ -256,7 +257,7 @@ def render_index(run_dir: Path, streams: list[StreamRun], labels: Path | None,
                    str(sum(s.alerts_outside for s in labelled))]
     rows.append("<tr class=total>" + "".join(f"<td>{c}</td>" for c in totals) + "</tr>")
     figures = "\n".join(
-        f'<section id="{esc(s.png)}"><h2>{esc(s.name)}</h2>'
+        f'<section id="{esc(s.png[:-4])}"><h2>{esc(s.name)}</h2>'
         f'<img src="{esc(s.png)}" width={WIDTH_PX} height={HEIGHT_PX} loading=lazy '
         f'alt="{esc(s.name)}: series, anomaly score, threshold and alerts"></section>'
         for s in streams)
