@@ -176,12 +176,14 @@ def _micro(seconds: np.ndarray) -> np.ndarray:
 def envelope(x: np.ndarray, y: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
     """At most 2 * `columns` points keeping each column's minimum and maximum, in row order.
 
-    Rows are cut into `columns` runs of equal length; a run that is all NaN stays a gap.
+    Rows are cut into runs of equal length (the last may be shorter); a run that is all NaN
+    stays a gap.
     """
     n = y.size
     if n <= 2 * columns:
         return x, y
     per = -(-n // columns)
+    columns = -(-n // per)
     padded = np.full(columns * per, np.nan)
     padded[:n] = y
     runs = padded.reshape(columns, per)
