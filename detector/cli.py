@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("detector.cli_training", "train_command"),
     "evaluate": ("detector.cli_training", "evaluate_command"),
     "bench": ("detector.cli", "_bench"),
+    "report": ("detector.cli", "_report"),
 }
 
 log = structlog.get_logger("detector.cli")
@@ -110,6 +111,24 @@ def build_parser() -> argparse.ArgumentParser:
     nab.add_argument("--files", nargs="+", metavar="PATTERN",
                      help="only these categories or files (globs); the score of a subset is "
                      "not comparable with the scoreboard")
+
+    nab.add_argument("--no-report", action="store_true",
+                     help="skip the figures and index.html (DIR/report/) drawn after the run")
+
+    report = sub.add_parser("report", help="draw a replay or bench run: a PNG per stream and "
+                            "an index.html", description="Draw every result CSV under RUN_DIR "
+                            "(written by `replay --out` or `bench nab --out`) as one PNG: the "
+                            "input series, the anomaly score, the alert threshold, the alerts "
+                            "and, with labels, the label windows. index.html shows them all "
+                            "under a table of events, alerts and windows detected / missed "
+                            "per stream.")
+    report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    report.add_argument("--labels", type=Path, default=None,
+                        help="label windows (JSON of relative path -> [[start, end], ...], NAB's "
+                        "combined_windows.json format; default for a NAB bench run: its "
+                        "corpus labels)")
+    report.add_argument("--out", type=Path, default=None,
+                        help="output folder (default RUN_DIR/report)")
 
     cfg = sub.add_parser("config", help="print or check the settings")
     group = cfg.add_mutually_exclusive_group()
@@ -225,6 +244,23 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
     print(render_table(summary))
     print(f"scores: {args.out / 'scores'}; summary: {args.out / 'summary.json'}")
+    if not args.no_report:
+        from detector.report import write_report  # noqa: PLC0415
+
+        print(f"report: {write_report(args.out)}")
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from detector.report import write_report  # noqa: PLC0415
+
+    started = time.monotonic()
+    try:
+        index = write_report(args.run_dir, args.out, args.labels)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"detector: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"report in {time.monotonic() - started:.1f}s: {index}")
     return EXIT_OK
 
 

@@ -3,11 +3,16 @@
 Each file is one stream with fresh state (its own Engine, as a Kafka partition has). Columns:
 `timestamp` plus one or more numeric columns. A missing or unparsable value still gets a score
 (from the remaining columns, or 0 when none is left) and is not learned from.
+
+Beside the scores, `replay_many` keeps a manifest, OUT/replay.json, naming for each result CSV
+its source file, stream name and the alert threshold that stream used (what `detector report`
+needs to draw the input series next to the scores).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -17,11 +22,13 @@ from pathlib import Path
 import structlog
 
 from detector.engine import Engine, EngineConfig, Event
+from detector.engine.policy import threshold_for
 from detector.records import parse_ts
 
 log = structlog.get_logger("detector.replay")
 
 OUTPUT_HEADER = ("timestamp", "anomaly_score", "alert", "raw_score", "raw_error")
+MANIFEST = "replay.json"
 
 
 @dataclass
@@ -56,7 +63,8 @@ def read_rows(path: Path) -> tuple[list[str], list[str], list[list[str]]]:
     return [h.strip() for h in header[1:]], [r[0] for r in rows], rows
 
 
-def _value(text: str) -> float:
+def parse_value(text: str) -> float:
+    """A finite float, or NaN for an empty, unparsable or infinite cell."""
     try:
         v = float(text)
     except ValueError:
@@ -82,7 +90,7 @@ def replay_file(path: Path, output: Path, config: EngineConfig, stream: str | No
                 done.warnings.append(f"{path}:{number}: {ts}; using the previous timestamp")
                 ts = last_ts
             last_ts = ts
-            values = {m: _value(row[j + 1]) if j + 1 < len(row) else math.nan
+            values = {m: parse_value(row[j + 1]) if j + 1 < len(row) else math.nan
                       for j, m in enumerate(metrics)}
             if any(math.isnan(v) for v in values.values()):
                 done.warnings.append(f"{path}:{number}: missing or unparsable value; scored, "
@@ -124,10 +132,23 @@ def replay_many(files: Iterable[tuple[Path, Path]], out_dir: Path, config: Engin
             results.append(_replay_one(task))
             if progress:
                 progress(results[-1])
-        return results
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for done in pool.map(_replay_one, tasks):
-            results.append(done)
-            if progress:
-                progress(done)
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            for done in pool.map(_replay_one, tasks):
+                results.append(done)
+                if progress:
+                    progress(done)
+    write_manifest(out_dir, tasks)
     return results
+
+
+def write_manifest(out_dir: Path, tasks: Sequence[tuple[Path, Path, EngineConfig, str]]) -> None:
+    """Add these files to OUT/replay.json (entries of earlier replays into OUT are kept)."""
+    path = out_dir / MANIFEST
+    files = json.loads(path.read_text())["files"] if path.exists() else {}
+    for src, output, config, stream in tasks:
+        files[output.relative_to(out_dir).as_posix()] = {
+            "source": str(src.resolve()), "stream": stream,
+            "threshold": threshold_for(stream, config.threshold, config.threshold_overrides)}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"files": dict(sorted(files.items()))}, indent=2) + "\n")

@@ -78,6 +78,7 @@ def run_bench(nab_root: Path, out: Path, config: EngineConfig, jobs: int,
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "run.json").write_text(json.dumps({
         "detector": f"lstm-detector {__version__}", "code_version": _git_version(),
+        "nab_root": str(corpus.root.resolve()),
         "engine_config": {k: v for k, v in dataclasses.asdict(config).items()
                           if k != "warmup_events"},
         "warmup": "the file's NAB probation length", "seed": config.seed,
