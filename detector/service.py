@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import structlog
 from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import CommitFailedError
@@ -29,8 +28,6 @@ from detector.records import BadRecord, Coordinates, Limits, parse_event
 from detector.settings import Settings
 
 log = structlog.get_logger("detector.service")
-
-DLQ_PAYLOAD_BYTES = 4_096
 
 
 @dataclass
@@ -185,7 +182,7 @@ class Daemon:
                 self.counters.alerts += 1
                 self.counters.by_severity[alert.severity] = (
                     self.counters.by_severity.get(alert.severity, 0) + 1)
-            self.counters.events += len(events)
+            self.counters.events += result.rejected.count(None)
             offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
         self._deliver(futures)
         try:
@@ -205,16 +202,8 @@ class Daemon:
         dlq = self.settings.kafka.dlq_topic
         if not dlq:
             return []
-        payload = {
-            "error": bad.reason,
-            "source": {"topic": bad.coords.topic, "partition": bad.coords.partition,
-                       "offset": bad.coords.offset},
-            "key": bad.key.decode("utf-8", "replace") if bad.key else None,
-            "payload": (bad.value[:DLQ_PAYLOAD_BYTES].decode("utf-8", "replace")
-                        if bad.value is not None else None),
-            "payload_truncated": bad.value is not None and len(bad.value) > DLQ_PAYLOAD_BYTES,
-        }
-        return [self.producer.send(dlq, key=bad.key or None, value=orjson.dumps(payload))]
+        key, value = bad.dead_letter()
+        return [self.producer.send(dlq, key=key, value=value)]
 
     def _deliver(self, futures: list[Any]) -> None:
         """Block until the broker acknowledged every record of the batch."""
