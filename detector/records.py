@@ -1,4 +1,5 @@
-"""Raw Kafka record → Event, or the reason it is bad input (returned as data, never raised).
+"""Raw Kafka record → Event, or the reason it is bad input (returned as data, never raised);
+the bounded dead-letter entry of a bad record.
 
 Input contract: key = stream id (UTF-8), value = JSON object
 `{"stream": id?, "ts": ISO-8601 | epoch seconds, "metrics": {name: number, ...}}`,
@@ -18,6 +19,10 @@ from detector.engine import Event
 MAX_ABS_VALUE = 1e18           # larger magnitudes are corrupt counters, not traffic
 MAX_METRIC_NAME_LENGTH = 128
 MIN_TS, MAX_TS = 0.0, 32_503_680_000.0  # 1970 .. 3000
+# A dead-letter entry stays far below the producer's 1 MB request limit whatever the bad
+# record carried: an unbounded key would make the entry undeliverable and stop the daemon.
+DLQ_PAYLOAD_BYTES = 4_096
+DLQ_KEY_BYTES = 16_384  # any stream id the settings allow (4,096 characters) fits whole
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +41,23 @@ class BadRecord:
     coords: Coordinates
     key: bytes | None
     value: bytes | None
+
+    def dead_letter(self) -> tuple[bytes | None, bytes]:
+        """Key and JSON value of this record's dead-letter entry, both bounded in size."""
+        body = {
+            "error": self.reason,
+            "source": {"topic": self.coords.topic, "partition": self.coords.partition,
+                       "offset": self.coords.offset},
+            "key": _excerpt(self.key, DLQ_KEY_BYTES),
+            "key_truncated": self.key is not None and len(self.key) > DLQ_KEY_BYTES,
+            "payload": _excerpt(self.value, DLQ_PAYLOAD_BYTES),
+            "payload_truncated": self.value is not None and len(self.value) > DLQ_PAYLOAD_BYTES,
+        }
+        return (self.key[:DLQ_KEY_BYTES] if self.key else None), orjson.dumps(body)
+
+
+def _excerpt(raw: bytes | None, limit: int) -> str | None:
+    return raw[:limit].decode("utf-8", "replace") if raw is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +138,8 @@ def _parse_metrics(body: dict, max_metrics: int) -> dict[str, float] | str:
         return f"{len(raw)} metrics, more than DETECTOR_MODEL_MAX_METRICS={max_metrics}"
     metrics: dict[str, float] = {}
     for name, v in raw.items():
-        if len(name) > MAX_METRIC_NAME_LENGTH or not name.isprintable():
-            return f"metric name {name[:40]!r} is not printable or too long"
+        if not name or len(name) > MAX_METRIC_NAME_LENGTH or not name.isprintable():
+            return f"metric name {name[:40]!r} is empty, not printable or too long"
         if isinstance(v, bool) or not isinstance(v, int | float):
             return f"metric {name!r}: expected a number, got {type(v).__name__}"
         f = float(v)

@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import structlog
 from kafka import ConsumerRebalanceListener, TopicPartition
 
@@ -33,8 +32,6 @@ from detector.settings import Settings
 from detector.state.codec import decode_shared, decode_stream
 
 log = structlog.get_logger("detector.service")
-
-DLQ_PAYLOAD_BYTES = 4_096
 
 
 @dataclass
@@ -270,7 +267,7 @@ class Daemon:
                 self.counters.alerts += 1
                 self.counters.by_severity[alert.severity] = (
                     self.counters.by_severity.get(alert.severity, 0) + 1)
-            self.counters.events += len(events)
+            self.counters.events += result.rejected.count(None)
             work.position = records[-1].offset + 1
         assert self.checkpoint is not None
         self.checkpoint.track(futures)
@@ -282,13 +279,5 @@ class Daemon:
         dlq = self.settings.kafka.dlq_topic
         if not dlq:
             return []
-        payload = {
-            "error": bad.reason,
-            "source": {"topic": bad.coords.topic, "partition": bad.coords.partition,
-                       "offset": bad.coords.offset},
-            "key": bad.key.decode("utf-8", "replace") if bad.key else None,
-            "payload": (bad.value[:DLQ_PAYLOAD_BYTES].decode("utf-8", "replace")
-                        if bad.value is not None else None),
-            "payload_truncated": bad.value is not None and len(bad.value) > DLQ_PAYLOAD_BYTES,
-        }
-        return [self.producer.send(dlq, key=bad.key or None, value=orjson.dumps(payload))]
+        key, value = bad.dead_letter()
+        return [self.producer.send(dlq, key=key, value=value)]

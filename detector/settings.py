@@ -70,21 +70,53 @@ class KafkaSettings(_Section):
     sasl_mechanism: Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
         "", description="SASL mechanism when security_protocol is SASL_*.")
     sasl_username: str = Field("", description="SASL user name.")
-    sasl_password: SecretStr = Field(SecretStr(""), description="SASL password (never logged).")
-    ssl_cafile: str = Field("", description="CA bundle (PEM) to verify the brokers.")
+    sasl_password: SecretStr = Field(SecretStr(""), description="SASL password (never logged); "
+                                     "or give sasl_password_file.")
+    sasl_password_file: str = Field("", description="File holding the SASL password, e.g. a "
+                                    "mounted Kubernetes Secret; read once at start-up, one "
+                                    "trailing newline ignored.")
+    ssl_cafile: str = Field("", description="CA bundle (PEM) to verify the brokers; empty = "
+                            "the system CA bundle.")
     ssl_certfile: str = Field("", description="Client certificate (PEM) for mutual TLS.")
     ssl_keyfile: str = Field("", description="Client private key (PEM) for mutual TLS.")
     ssl_password: SecretStr = Field(SecretStr(""), description="Password of the client key "
-                                    "(never logged).")
+                                    "(never logged); or give ssl_password_file.")
+    ssl_password_file: str = Field("", description="File holding the password of the client "
+                                   "key; read like sasl_password_file.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        for secret in ("sasl_password", "ssl_password"):
+            path = data.get(f"{secret}_file")
+            if not path:
+                continue
+            if data.get(secret):
+                raise ValueError(f"{secret}_file: give either {secret} or {secret}_file, "
+                                 "not both")
+            data = {**data, secret: _read_secret(f"{secret}_file", path)}
+        return data
 
     @model_validator(mode="after")
     def _check_consistency(self) -> KafkaSettings:
         if self.heartbeat_interval_ms >= self.session_timeout_ms:
             raise ValueError("heartbeat_interval_ms must be lower than session_timeout_ms "
                              f"({self.session_timeout_ms})")
-        if self.security_protocol.startswith("SASL") and not self.sasl_mechanism:
-            raise ValueError(f"sasl_mechanism is required with security_protocol "
-                             f"{self.security_protocol}")
+        if self.security_protocol.startswith("SASL"):
+            for needed in ("sasl_mechanism", "sasl_username", "sasl_password"):
+                value = getattr(self, needed)
+                if not (value.get_secret_value() if isinstance(value, SecretStr) else value):
+                    raise ValueError(f"{needed} is required with security_protocol "
+                                     f"{self.security_protocol}")
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(self, name)
+            if path and not (Path(path).is_file() and os.access(path, os.R_OK)):
+                raise ValueError(f"{name}: {path!r} is not a readable file")
+        if self.ssl_keyfile and not self.ssl_certfile:
+            raise ValueError("ssl_certfile is required with ssl_keyfile (mutual TLS needs "
+                             "the client certificate)")
         return self
 
     @property
@@ -94,6 +126,16 @@ class KafkaSettings(_Section):
     @property
     def bootstrap_list(self) -> list[str]:
         return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
+
+
+def _read_secret(name: str, path: str) -> str:
+    """A secret mounted as a file; the message never quotes its content."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise ValueError(f"{name}: cannot read {path!r} ({reason})") from None
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 class ModelSettings(_Section):
@@ -263,7 +305,9 @@ def _describe(exc: ValidationError) -> str:
     if len(loc) == 1 and first.get("type") == "value_error":
         # A cross-field check of a section: its message starts with the field it blames.
         message = message.removeprefix("Value error, ")
-        loc.append(message.split(":")[0].split()[0])
+        blamed = message.split(":")[0].split()[0]
+        loc.append(blamed)
+        message = message.removeprefix(f"{blamed}: ")
     name = f"{ENV_PREFIX}{'_'.join(loc)}".upper() if loc else "settings"
     if first.get("type") not in ("value_error", "missing") and "input" in first:
         shown = first["input"]

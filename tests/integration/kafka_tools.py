@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
+from kafka.producer.future import RecordMetadata
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,13 +25,14 @@ def create_topics(bootstrap: str, *topics: str, partitions: int = 4) -> None:
         admin.close()
 
 
-def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None]]) -> None:
+def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None]]
+            ) -> list[RecordMetadata]:
+    """Send the records in order; their metadata (partition, offset) in the same order."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all")
     try:
         futures = [producer.send(topic, key=k, value=v) for k, v in records]
         producer.flush()
-        for f in futures:
-            f.get(timeout=30)
+        return [f.get(timeout=30) for f in futures]
     finally:
         producer.close()
 

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import json
+
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detector.engine import Event
-from detector.records import Limits, format_ts, parse_event
+from detector.records import (
+    DLQ_KEY_BYTES,
+    DLQ_PAYLOAD_BYTES,
+    BadRecord,
+    Coordinates,
+    Limits,
+    format_ts,
+    parse_event,
+)
 
 LIMITS = Limits(max_event_bytes=4096, max_stream_id_length=64, max_metrics=4)
 
@@ -45,6 +57,7 @@ def test_parse_event_with_naive_iso_ts_reads_it_as_utc() -> None:
     (b"s", b'{"ts": 1, "metrics": {"x": true}}', "expected a number, got bool"),
     (b"s", b'{"ts": 1, "metrics": {"x": 1e300}}', "finite number"),
     (b"s", b'{"ts": 1, "metrics": {}}', "non-empty"),
+    (b"s", b'{"ts": 1, "metrics": {"": 1}}', "metric name '' is empty"),
     (b"s", b'{"ts": 1, "metrics": {"a":1,"b":1,"c":1,"d":1,"e":1}}', "MAX_METRICS=4"),
     (b"s", b'{"ts": 1, "value": 1, "metrics": {"x": 1}}', "either"),
     (b"s", b'{"stream": "other", "ts": 1, "value": 1}', "does not match"),
@@ -65,3 +78,45 @@ def test_parse_event_with_bad_input_returns_a_reason(key: bytes | None, value: b
 def test_format_ts_round_trips_through_parse() -> None:
     assert format_ts(1772446500.0) == "2026-03-02T10:15:00Z"
     assert format_ts(1772446500.25) == "2026-03-02T10:15:00.250Z"
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                               max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.one_of(st.none(), st.binary(max_size=80)), value=st.one_of(st.none(), st.binary()))
+def test_parse_event_with_any_bytes_returns_event_or_reason(key: bytes | None,
+                                                            value: bytes | None) -> None:
+    assert isinstance(parse_event(key, value, LIMITS), Event | str)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.dictionaries(st.sampled_from(["stream", "ts", "metrics", "value", "x"]),
+                            JSON_VALUES, max_size=5))
+def test_parse_event_with_any_json_object_returns_event_or_reason(body: dict) -> None:
+    value = json.dumps(body).encode()  # big integers, NaN and Infinity tokens included
+    assert isinstance(parse_event(b"edge-07/eth0", value, LIMITS), Event | str)
+
+
+def test_dead_letter_of_a_giant_key_stays_small_enough_to_deliver() -> None:
+    bad = BadRecord("stream id too long", Coordinates("metrics", 3, 17), b"k" * 700_000,
+                    b"v" * 100_000)
+    key, value = bad.dead_letter()
+    entry = orjson.loads(value)
+    assert key == b"k" * DLQ_KEY_BYTES
+    assert len(value) < DLQ_KEY_BYTES + DLQ_PAYLOAD_BYTES + 512
+    assert entry["key_truncated"] and entry["payload_truncated"]
+    assert entry["source"] == {"topic": "metrics", "partition": 3, "offset": 17}
+
+
+def test_dead_letter_of_binary_garbage_keeps_coordinates_and_a_readable_excerpt() -> None:
+    bad = BadRecord("key is not valid UTF-8", Coordinates("m", 0, 5), b"\xff\xfe", None)
+    key, value = bad.dead_letter()
+    entry = orjson.loads(value)
+    assert key == b"\xff\xfe"
+    assert entry["key"] == "\ufffd\ufffd" and entry["payload"] is None
+    assert not entry["key_truncated"] and not entry["payload_truncated"]
