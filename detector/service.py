@@ -33,12 +33,16 @@ from detector.state.codec import decode_shared, decode_stream
 
 log = structlog.get_logger("detector.service")
 
+BAD_RECORD_LOG_LINES = 100  # per stats interval: a flood of bad input must not flood the log
+
 
 @dataclass
 class Counters:
     events: int = 0
     alerts: int = 0
     bad_records: int = 0
+    bad_records_unlogged: int = 0   # beyond BAD_RECORD_LOG_LINES in one stats interval
+    evictions: int = 0
     batches: int = 0
     by_severity: dict[str, int] = field(default_factory=dict)
 
@@ -91,6 +95,7 @@ class Daemon:
         self._watchdog: threading.Timer | None = None
         self.producer: Any = None
         self.checkpoint: Checkpoint | None = None
+        self._bad_logged = 0
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -218,7 +223,9 @@ class Daemon:
 
     def _log_stats(self, elapsed: float) -> None:
         c = self.counters
+        self._bad_logged = 0
         log.info("progress", events=c.events, alerts=c.alerts, bad_records=c.bad_records,
+                 bad_records_unlogged=c.bad_records_unlogged, evictions=c.evictions,
                  streams=sum(len(w.engine.arena) for w in self.parts.values()),
                  events_per_s=round(c.events / elapsed, 1) if elapsed > 0 else 0.0)
 
@@ -248,7 +255,9 @@ class Daemon:
                     events.append(parsed)
                     coords.append(where)
                     kept.append(rec)
+            evicted_before = len(engine.evicted)
             result = engine.process(events)
+            self.counters.evictions += len(engine.evicted) - evicted_before
             for i, reason in enumerate(result.rejected):
                 if reason is not None:
                     futures += self._bad(BadRecord(reason, coords[i], kept[i].key,
@@ -275,7 +284,11 @@ class Daemon:
 
     def _bad(self, bad: BadRecord) -> list[Any]:
         self.counters.bad_records += 1
-        log.warning("bad_record", source=str(bad.coords), reason=bad.reason)
+        if self._bad_logged < BAD_RECORD_LOG_LINES:
+            self._bad_logged += 1
+            log.warning("bad_record", source=str(bad.coords), reason=bad.reason)
+        else:
+            self.counters.bad_records_unlogged += 1
         dlq = self.settings.kafka.dlq_topic
         if not dlq:
             return []

@@ -1,0 +1,84 @@
+"""Helpers of the reliability tests: a seeded input topic, and a group's state in the changelog."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from detector.engine import Engine, EngineConfig
+from detector.io.changelog import read_state
+from detector.settings import KafkaSettings
+from detector.simulate import produce_traffic
+from detector.simulate_traffic import TrafficPlan, plan_traffic
+from detector.state.codec import decode_shared, decode_stream
+from tests.integration.kafka_tools import committed, create_topics
+
+
+@dataclass(frozen=True)
+class Scenario:
+    bootstrap: str
+    topic: str
+    plan: TrafficPlan
+    total: int
+
+    def plan_incident_streams(self) -> set[str]:
+        return {i.stream for i in self.plan.incidents}
+
+
+def seed_scenario(bootstrap: str, name: str, *, streams: int, steps: int, seed: int,
+                  partitions: int = 4) -> Scenario:
+    topic = f"{name}-{time.time_ns()}"
+    create_topics(bootstrap, topic, partitions=partitions)
+    plan = plan_traffic(streams, seed=seed, n_steps=steps, n_incidents=4,
+                        incident_kinds=("spike", "outage", "level_shift"),
+                        earliest_index=steps // 2, latest_index=steps - 20)
+    sent = produce_traffic(KafkaSettings(bootstrap_servers=bootstrap), plan, steps, seed=seed,
+                           topic=topic)
+    assert sent == streams * steps
+    return Scenario(bootstrap, topic, plan, sent)
+
+
+DAEMON_DEFAULTS = EngineConfig()
+
+
+def changelog_state(bootstrap: str, group: str, config: EngineConfig = DAEMON_DEFAULTS
+                    ) -> dict[int, tuple[dict, dict]]:
+    """Per input partition: (shared arrays, {stream: row}) as of the group's commit."""
+    k = KafkaSettings(bootstrap_servers=bootstrap, group_id=group)
+    offsets = committed(bootstrap, group)
+    layout = Engine(config).arena.specs
+    out = {}
+    for partition, state in read_state(k, offsets, timeout_s=60).items():
+        assert state.engine is not None, f"no engine state for partition {partition}"
+        shared = decode_shared(state.engine, config.shape)
+        rows = {s: decode_stream(v, layout).row for s, v in state.streams.items()}
+        out[partition] = ({**shared.arrays, **{f"meta/{k}": v for k, v in shared.meta.items()
+                                               if k != "last_train_loss"}}, rows)
+    return out
+
+
+def assert_same_state(got: dict, want: dict, *, rtol: float = 1e-4, atol: float = 1e-5
+                      ) -> None:
+    """Same partitions, streams, weights and counters; floats equal to a tolerance (a batch
+    cut elsewhere groups streams differently in one matrix product)."""
+    assert got.keys() == want.keys()
+    for partition, (shared, rows) in want.items():
+        got_shared, got_rows = got[partition]
+        assert got_rows.keys() == rows.keys(), f"partition {partition}: other streams"
+        assert got_shared.keys() == shared.keys(), f"partition {partition}: other arrays"
+        for name, value in shared.items():
+            _close(got_shared[name], value, f"partition {partition} {name}", rtol, atol)
+        for stream, row in rows.items():
+            for name, value in row.items():
+                _close(got_rows[stream][name], value, f"{stream} {name}", rtol, atol)
+
+
+def _close(got: object, want: object, what: str, rtol: float, atol: float) -> None:
+    if isinstance(want, str | int | float) and not isinstance(want, bool | float):
+        assert got == want, what
+        return
+    np.testing.assert_allclose(np.asarray(got, dtype=np.float64),
+                               np.asarray(want, dtype=np.float64), rtol=rtol, atol=atol,
+                               equal_nan=True, err_msg=what)
