@@ -129,6 +129,26 @@ def build_parser() -> argparse.ArgumentParser:
                         "corpus labels)")
     report.add_argument("--out", type=Path, default=None,
                         help="output folder (default RUN_DIR/report)")
+    tp = bench_sub.add_parser("throughput", help="end-to-end events/s, event-to-alert "
+                              "latency, engine speed, state size and RSS of the daemon",
+                              description="Pre-produce N streams of simulated traffic to a "
+                              "real broker (an embedded one unless bootstrap servers are given), "
+                              "run the daemon on it and print events/s end to end; then the "
+                              "event-to-alert latency of probe spikes under half that load, the "
+                              "engine's speed without Kafka, state bytes per stream and peak "
+                              "RSS. The DETECTOR_* settings apply as for `run`.")
+    tp.add_argument("--streams", type=int, default=10_000, help="streams of the load")
+    tp.add_argument("--events", type=int, default=200_000, help="events of the load (rounded "
+                    "down to whole steps of every stream)")
+    tp.add_argument("--metrics", type=int, default=4, help="metrics per stream (1-4)")
+    tp.add_argument("--partitions", type=int, default=1, help="partitions of the input topic "
+                    "(the daemon keeps one engine per partition)")
+    tp.add_argument("--latency-s", type=float, default=30.0, help="seconds the probes run")
+    tp.add_argument("--seed", type=int, default=7, help="seed of the traffic")
+    tp.add_argument("--json", type=Path, default=None, metavar="FILE",
+                    help="also write the numbers to FILE as JSON")
+    tp.add_argument("--bootstrap-servers", default="", help="Kafka to use (default "
+                    "DETECTOR_KAFKA_BOOTSTRAP_SERVERS; an embedded broker when both are empty)")
 
     cfg = sub.add_parser("config", help="print or check the settings")
     group = cfg.add_mutually_exclusive_group()
@@ -233,6 +253,10 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    if args.bench == "throughput":
+        from detector.bench_throughput import run_throughput_bench  # noqa: PLC0415
+
+        return run_throughput_bench(args, settings)
     from detector.engine import EngineConfig  # noqa: PLC0415
     from detector.nab.bench import render_table, run_bench  # noqa: PLC0415
 

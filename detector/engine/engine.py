@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch._dynamo  # noqa: F401 - built optimizers import it (1-3 s): pay that at start-up
 
 from detector import __version__
 from detector.engine import calibrator, normalizer, policy

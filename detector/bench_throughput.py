@@ -1,0 +1,290 @@
+"""`detector bench throughput`: how fast the daemon goes on a real broker, and what it costs.
+
+Four phases, on fresh topics of one broker (an embedded Tansu one unless bootstrap servers are
+given), each measured alone:
+
+1. load: N streams x M/N steps of simulated traffic are produced before the daemon starts, by
+   a child process (see bench_load), so the consume side is measured alone;
+2. throughput: the daemon (service.Daemon, the code `detector run` runs) consumes them in a
+   thread of this process: consume -> score -> alerts acknowledged -> commit. events/s is
+   timed from its first consumed batch to the broker showing the last offset committed;
+3. latency: the daemon goes on while child processes produce the same streams at half that
+   rate plus probe streams with one spike each; the latency of a spike is its alert's arrival
+   on the output topic minus the moment the spike was handed to the producer;
+4. engine: Engine.process alone on the same events, in this process, without Kafka.
+
+The RSS is this process's peak after phase 3, i.e. the daemon's (the load runs in children).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing
+import queue
+import resource
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import orjson
+import torch
+from kafka import KafkaAdminClient
+from tqdm import tqdm
+
+from detector.bench_load import LoadSpec, ProbeSpec, paced_load, pre_produce, probe_latency
+from detector.broker import EmbeddedBroker
+from detector.engine import Engine, EngineConfig, Event
+from detector.errors import DetectorError, SettingsError
+from detector.io.kafka import client_config, ensure_topics
+from detector.logs import configure_logging
+from detector.service import Daemon
+from detector.settings import Settings
+from detector.simulate_traffic import METRICS
+
+PROBE_STREAMS = 200
+PROBE_STEPS_PER_S = 2.0     # per probe stream: 400 probe events/s in all
+LATENCY_LOAD_SHARE = 0.5    # of the measured throughput, while the probes run
+LOAD_MARGIN_S = 5.0         # the load runs this much longer than the probes' live steps
+CHILD_TIMEOUT_S = 1_800.0
+COMMIT_POLL_S = 0.01
+
+
+class _TimedDaemon(Daemon):
+    """The daemon, noting when each batch arrived and how many events were done after it."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.started_at = time.monotonic()
+        self.first_batch_at: float | None = None
+        self.done_after_batch: list[tuple[float, int]] = []
+
+    def process_batch(self, batch: dict[Any, list[Any]]) -> None:
+        if self.first_batch_at is None:
+            self.first_batch_at = time.monotonic()
+        super().process_batch(batch)
+        self.done_after_batch.append((time.monotonic(), self.counters.events))
+
+
+def run_throughput_bench(args: argparse.Namespace, settings: Settings) -> int:
+    _check_args(args, settings)
+    steps = args.events // args.streams
+    spec = LoadSpec(args.streams, args.metrics, args.seed)
+    configure_logging("WARNING", settings.log.format)  # progress bars, not log lines
+    report: dict[str, Any] = {"streams": args.streams, "metrics": args.metrics,
+                              "steps": steps, "partitions": args.partitions,
+                              "max_poll_records": settings.kafka.max_poll_records,
+                              "torch_threads": settings.model.threads}
+    with _broker(args.bootstrap_servers or settings.kafka.bootstrap_servers) as bootstrap:
+        bench = _bench_settings(settings, bootstrap, args.partitions)
+        k = bench.kafka
+        ensure_topics(k, [k.input_topic, k.output_topic])
+        load = _in_child(pre_produce, k, k.input_topic, spec, steps)
+        report["produced_events"] = load["events"]
+        report["produce_events_per_s"] = load["events"] / load["seconds"]
+        torch.set_num_threads(settings.model.threads)
+        daemon = _TimedDaemon(bench)
+        with _running(daemon) as thread:
+            report.update(_throughput(daemon, thread, bench, load))
+            report.update(_latency(daemon, bench, spec, steps, args.latency_s,
+                                   report["events_per_s"]))
+        report["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    report.update(_engine_only(EngineConfig.from_settings(bench), spec, steps,
+                               bench.kafka.max_poll_records))
+    _print(report)
+    if args.json:
+        args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+        print(f"written to {args.json}")
+    return 0
+
+
+def _check_args(args: argparse.Namespace, settings: Settings) -> None:
+    if args.streams < 1 or args.events < args.streams:
+        raise SettingsError("--events must be at least --streams (one step of every stream)")
+    if not 1 <= args.metrics <= min(len(METRICS), settings.model.max_metrics):
+        raise SettingsError(f"--metrics: the simulator has {len(METRICS)} metrics and "
+                            f"DETECTOR_MODEL_MAX_METRICS={settings.model.max_metrics}")
+    if args.partitions < 1 or args.latency_s <= 0:
+        raise SettingsError("--partitions and --latency-s must be positive")
+
+
+@contextlib.contextmanager
+def _broker(bootstrap: str) -> Iterator[str]:
+    if bootstrap:
+        yield bootstrap
+        return
+    with EmbeddedBroker() as broker:
+        yield broker.bootstrap_servers
+
+
+def _bench_settings(settings: Settings, bootstrap: str, partitions: int) -> Settings:
+    run = uuid.uuid4().hex[:8]
+    kafka = settings.kafka.model_copy(update={
+        "bootstrap_servers": bootstrap, "input_topic": f"bench-metrics-{run}",
+        "output_topic": f"bench-alerts-{run}", "dlq_topic": "", "group_id": f"bench-{run}",
+        "auto_offset_reset": "earliest", "create_topics": True, "topic_partitions": partitions,
+        # A short session makes the group join quick (see ../shared/kafka.md).
+        "session_timeout_ms": 6_000, "heartbeat_interval_ms": 1_500})
+    return settings.model_copy(update={"kafka": kafka})
+
+
+def _in_child(fn: Callable[..., dict], *args: Any) -> dict:
+    return _join(_start(fn, *args))
+
+
+def _start(fn: Callable[..., dict], *args: Any) -> tuple[Any, Any]:
+    ctx = multiprocessing.get_context("spawn")  # never fork a process with running threads
+    results = ctx.Queue()
+    proc = ctx.Process(target=_child_main, args=(fn, args, results), daemon=True)
+    proc.start()
+    return proc, results
+
+
+def _join(child: tuple[Any, Any]) -> dict:
+    proc, results = child
+    deadline = time.monotonic() + CHILD_TIMEOUT_S
+    while True:
+        try:
+            outcome = results.get(timeout=1.0)
+            break
+        except queue.Empty:
+            if not proc.is_alive() or time.monotonic() > deadline:
+                proc.kill()
+                raise DetectorError(f"bench load process ended without a result "
+                                    f"(exit code {proc.exitcode})") from None
+    proc.join()
+    if "error" in outcome:
+        raise DetectorError(f"bench load process failed: {outcome['error']}")
+    return outcome
+
+
+def _child_main(fn: Callable[..., dict], args: tuple, results: Any) -> None:
+    try:
+        results.put(fn(*args))
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises
+        results.put({"error": repr(exc)})
+
+
+@contextlib.contextmanager
+def _running(daemon: _TimedDaemon) -> Iterator[threading.Thread]:
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            daemon.run()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the bench's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="daemon")
+    daemon.started_at = time.monotonic()
+    thread.start()
+    try:
+        yield thread
+    finally:
+        daemon.request_stop()
+        thread.join()
+    if failure:
+        raise DetectorError(f"the daemon failed: {failure[0]!r}") from failure[0]
+
+
+def _throughput(daemon: _TimedDaemon, thread: threading.Thread, settings: Settings,
+                load: dict) -> dict:
+    total, ends = load["events"], {int(p): o for p, o in load["ends"].items()}
+    with tqdm(total=total, unit="ev", desc="consume", unit_scale=True) as bar:
+        while daemon.counters.events < total:
+            if not thread.is_alive():
+                raise DetectorError("the daemon stopped before consuming the load")
+            time.sleep(0.2)
+            bar.update(daemon.counters.events - bar.n)
+        bar.update(daemon.counters.events - bar.n)
+    done_at = _wait_committed(settings, ends)
+    first = daemon.first_batch_at or done_at
+    half_at = next(t for t, n in daemon.done_after_batch if n >= total // 2)
+    half_done = next(n for _, n in daemon.done_after_batch if n >= total // 2)
+    return {
+        "consumed_events": daemon.counters.events,
+        "events_per_s": total / (done_at - first),
+        "events_per_s_steady": (total - half_done) / max(done_at - half_at, 1e-9),
+        "events_per_s_incl_join": total / (done_at - daemon.started_at),
+        "join_s": first - daemon.started_at,
+        "consume_s": done_at - first,
+        "alerts": daemon.counters.alerts,
+    }
+
+
+def _wait_committed(settings: Settings, ends: dict[int, int]) -> float:
+    """The moment the broker shows every partition committed up to its end."""
+    k = settings.kafka
+    admin = KafkaAdminClient(**client_config(k))
+    try:
+        while True:
+            offsets = admin.list_group_offsets(k.group_id).get(k.group_id, {})
+            done = {tp.partition: o.offset for tp, o in offsets.items()}
+            if all(done.get(p, -1) >= end for p, end in ends.items()):
+                return time.monotonic()
+            time.sleep(COMMIT_POLL_S)
+    finally:
+        admin.close()
+
+
+def _latency(daemon: _TimedDaemon, settings: Settings, spec: LoadSpec, steps: int,
+             duration_s: float, max_rate: float) -> dict:
+    k, cfg = settings.kafka, settings
+    probe = ProbeSpec(PROBE_STREAMS, cfg.alert.warmup_events + 2 * cfg.model.window,
+                      max(int(duration_s * PROBE_STEPS_PER_S), 8), PROBE_STEPS_PER_S)
+    rate = LATENCY_LOAD_SHARE * max_rate
+    events_before = daemon.counters.events
+    print(f"latency: {PROBE_STREAMS} probe streams with a spike each, beside the load at "
+          f"{rate:.0f} events/s for {duration_s:.0f}s ...")
+    # Both start together; the load outlasts the probes' start-up and warm-up on both ends.
+    probes = _start(probe_latency, k, k.input_topic, k.output_topic, spec, probe)
+    bulk = _in_child(paced_load, k, k.input_topic, spec, steps, rate,
+                     probe.live_steps / PROBE_STEPS_PER_S + LOAD_MARGIN_S)
+    outcome = _join(probes)
+    lat = np.array(outcome["latencies_ms"], dtype=np.float64)
+    return {
+        "latency_p50_ms": float(np.percentile(lat, 50)) if lat.size else None,
+        "latency_p99_ms": float(np.percentile(lat, 99)) if lat.size else None,
+        "latency_max_ms": float(lat.max()) if lat.size else None,
+        "latency_spikes": outcome["spikes"], "latency_spikes_alerted": int(lat.size),
+        "latency_other_probe_alerts": outcome["other_probe_alerts"],
+        "latency_load_events_per_s": bulk["events_per_s"],
+        "latency_daemon_events": daemon.counters.events - events_before,
+    }
+
+
+def _engine_only(config: EngineConfig, spec: LoadSpec, steps: int, batch_size: int) -> dict:
+    """Engine.process on the same events in batches of max_poll_records; only it is timed."""
+    engine, generator = Engine(config), spec.generator()
+    names = METRICS[: spec.metrics]
+    pending: list[Event] = []
+    busy = 0.0
+    with tqdm(total=spec.streams * steps, unit="ev", desc="engine", unit_scale=True) as bar:
+        for step in range(steps):
+            pending += [Event(ev["stream"], ev["ts"], {n: ev["metrics"][n] for n in names})
+                        for ev in generator.step()]
+            while len(pending) >= batch_size or (step == steps - 1 and pending):
+                batch, pending = pending[:batch_size], pending[batch_size:]
+                started = time.perf_counter()
+                engine.process(batch)
+                busy += time.perf_counter() - started
+                bar.update(len(batch))
+    arena = engine.arena
+    return {
+        "engine_stream_steps_per_s": spec.streams * steps / busy,
+        "engine_train_steps": engine.train_steps,
+        "state_bytes_per_stream": arena.state_bytes_per_stream(),
+        "arena_bytes_per_stream": sum(a.nbytes for a in arena.arrays.values()) / len(arena),
+    }
+
+
+def _print(report: dict[str, Any]) -> None:
+    def fmt(v: Any) -> str:
+        return f"{v:,.1f}" if isinstance(v, float) else str(v)
+
+    width = max(len(key) for key in report)
+    for key, value in report.items():
+        print(f"{key:<{width}}  {fmt(value)}")
