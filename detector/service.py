@@ -27,6 +27,7 @@ from detector.errors import DeliveryError, SettingsError
 from detector.io.kafka import build_consumer, build_producer, ensure_topics
 from detector.records import BadRecord, Coordinates, Limits, parse_event
 from detector.settings import Settings
+from detector.telemetry import Telemetry
 
 log = structlog.get_logger("detector.service")
 
@@ -51,10 +52,15 @@ class _Rebalance(ConsumerRebalanceListener):
         # here; a partition's state leaves with it.
         for tp in revoked:
             self.daemon.engines.pop(tp, None)
+        self.daemon.telemetry.revoked(tp.partition for tp in revoked)
         if revoked:
             log.info("partitions_revoked", partitions=sorted(_name(tp) for tp in revoked))
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.daemon.telemetry.assigned(tp.partition for tp in assigned)
+        for tp in assigned:
+            # State starts empty on assignment: nothing to restore yet.
+            self.daemon.telemetry.restored(tp.partition)
         if assigned:
             log.info("partitions_assigned", partitions=sorted(_name(tp) for tp in assigned))
 
@@ -78,6 +84,7 @@ class Daemon:
                              settings.model.max_metrics)
         self.engines: dict[TopicPartition, Engine] = {}
         self.counters = Counters()
+        self.telemetry = Telemetry.from_settings(settings)
         self._stop = threading.Event()
         self.consumer: Any = None
         self._watchdog: threading.Timer | None = None
@@ -106,6 +113,7 @@ class Daemon:
 
     def run(self) -> None:
         k = self.settings.kafka
+        self.telemetry.start()
         if k.create_topics:
             ensure_topics(k, [k.input_topic, k.output_topic, k.dlq_topic])
         self.producer = build_producer(k)
@@ -119,7 +127,10 @@ class Daemon:
                 batch = self.consumer.poll(timeout_ms=k.poll_timeout_ms,
                                            max_records=k.max_poll_records)
                 if batch:
+                    polled_at = time.monotonic()
                     self.process_batch(batch)
+                    self.telemetry.batch_done(time.monotonic() - polled_at)
+                self.telemetry.observe_loop(self.consumer, self.engines)
                 now = time.monotonic()
                 if now - last_stats >= self.settings.service.stats_interval_s:
                     self._log_stats(now - started)
@@ -134,6 +145,7 @@ class Daemon:
             self.producer.close(timeout=self.settings.service.shutdown_timeout_s)
         if self.consumer is not None:
             self.consumer.close(autocommit=False)
+        self.telemetry.stop()
         if self._watchdog is not None:
             self._watchdog.cancel()
         log.info("daemon_stopped")
@@ -166,6 +178,7 @@ class Daemon:
                     events.append(parsed)
                     coords.append(where)
                     kept.append(rec)
+            self.telemetry.consumed(len(records))
             result = engine.process(events)
             for i, reason in enumerate(result.rejected):
                 if reason is not None:
@@ -183,13 +196,16 @@ class Daemon:
                 futures.append(self.producer.send(k.output_topic, key=ev.stream.encode(),
                                                   value=alert.to_json()))
                 self.counters.alerts += 1
+                self.telemetry.alert_published(alert.severity)
                 self.counters.by_severity[alert.severity] = (
                     self.counters.by_severity.get(alert.severity, 0) + 1)
             self.counters.events += len(events)
+            self.telemetry.scored(result.rejected.count(None))
             offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
         self._deliver(futures)
         try:
             self.consumer.commit(offsets)
+            self.telemetry.broker_answered()
         except CommitFailedError as exc:
             # The group rebalanced under us: the new owner re-processes from the last commit
             # and re-publishes the same alert ids, which consumers de-duplicate.
@@ -201,6 +217,7 @@ class Daemon:
 
     def _bad(self, bad: BadRecord) -> list[Any]:
         self.counters.bad_records += 1
+        self.telemetry.bad_record(bad.reason)
         log.warning("bad_record", source=str(bad.coords), reason=bad.reason)
         dlq = self.settings.kafka.dlq_topic
         if not dlq:

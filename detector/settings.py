@@ -169,6 +169,13 @@ class ServiceSettings(_Section):
                                       "graceful stop (finish batch, flush, commit, close).")
     stats_interval_s: float = Field(30.0, gt=0, description="Seconds between progress log "
                                     "lines.")
+    metrics_port: int = Field(9108, ge=0, le=65_535, description="HTTP port of the Prometheus "
+                              "/metrics, /healthz (liveness) and /readyz (readiness) endpoints "
+                              "of `run`; 0 = no HTTP server.")
+    # All interfaces: Prometheus and the kubelet reach the endpoints from outside the pod.
+    metrics_bind: str = Field("0.0.0.0", min_length=1,  # noqa: S104
+                              description="Address the metrics and probe endpoints listen on "
+                              "(127.0.0.1 = this host only).")
 
 
 class Settings(BaseSettings):
