@@ -49,7 +49,7 @@ REASON_CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("stream_limit", re.compile(r"stream limit reached \(DETECTOR_STATE_MAX_STREAMS=\d+\)$")),
     ("size", re.compile(r"^record of \d+ bytes exceeds")),
     ("key", re.compile(r"^(missing key|key is not valid UTF-8|stream id |key .* does not match)")),
-    ("json", re.compile(r"^(malformed JSON|event must be a JSON object)")),
+    ("payload", re.compile(r"^(empty value|malformed JSON|event must be a JSON object)")),
     ("timestamp", re.compile(r"^(missing field 'ts'|ts: )")),
     ("metrics", re.compile(r"^(metrics?\b|missing field 'metrics'|give either|\d+ metrics|"
                            r"stream )")),
