@@ -134,8 +134,10 @@ class Telemetry:
             self.bad_records.labels(reason=name)
 
     def metric_names(self) -> frozenset[str]:
-        """Every sample name the registry exports (counters with `_total`, histogram parts)."""
-        return frozenset(s.name for fam in self.registry.collect() for s in fam.samples)
+        """Every series name /metrics can carry (`_total` of counters, histogram parts)."""
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
+        return frozenset(fam.name + suffix for fam in self.registry.collect()
+                         for suffix in suffixes.get(fam.type, ("",)))
 
     # -- the HTTP server ------------------------------------------------------------------
 

@@ -155,6 +155,9 @@ def test_recorders_count_what_they_are_told(served: Telemetry) -> None:
     assert values[("detector_batch_latency_seconds_count", ())] == 1
     assert values[("detector_evictions_total", ())] == 3
     assert values[("detector_checkpoint_duration_seconds_sum", ())] == 1.5
+    served_names = {name for name, _ in values if not name.endswith("_created")}
+    assert "detector_alerts_published_total" in served_names
+    assert served_names <= served.metric_names()
 
 
 PARSE_FAILURES = [(key, value) for key, value, _ in BAD_RECORDS
