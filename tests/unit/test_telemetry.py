@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import orjson
 import pytest
+import structlog
 from kafka import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -34,6 +35,8 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def served(free_port: int, clock: FakeClock) -> Iterator[Telemetry]:
+    # CLI tests configure structlog onto pytest's captured stderr of their own, closed since.
+    structlog.reset_defaults()
     telemetry = Telemetry(port=free_port, bind="127.0.0.1", stall_after_s=300,
                           broker_stale_after_s=10, clock=clock)
     telemetry.start()
