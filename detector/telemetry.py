@@ -195,10 +195,12 @@ class Telemetry:
             self._loop_turned_at = self._clock()
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
-            if highwater is not None:
-                # Known high-water mark = a fetch returned, so the position is known too.
-                self.lag.labels(partition=str(tp.partition)).set(
-                    max(0, highwater - consumer.position(tp)))
+            if highwater is None:  # no fetch answered for it yet
+                continue
+            # timeout 0: never wait on the coordinator for another partition's position.
+            position = consumer.position(tp, timeout_ms=0)
+            if position is not None:
+                self.lag.labels(partition=str(tp.partition)).set(max(0, highwater - position))
         heartbeat = last_heartbeat(consumer)
         if heartbeat is not None:
             self.broker_answered(heartbeat)

@@ -122,7 +122,7 @@ def test_observe_loop_exports_lag_streams_and_loss_and_revocation_drops_them(
     tp0, tp1 = TopicPartition("m", 0), TopicPartition("m", 1)
     consumer = SimpleNamespace(assignment=lambda: {tp0, tp1},
                                highwater={tp0: 120, tp1: None}.get,
-                               position={tp0: 100, tp1: 7}.get)
+                               position=lambda tp, timeout_ms: {tp0: 100, tp1: 7}[tp])
     engines = {tp0: SimpleNamespace(arena=range(30), last_train_loss=0.25),
                tp1: SimpleNamespace(arena=range(12), last_train_loss=math.nan)}
     served.assigned([0, 1])
