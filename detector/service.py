@@ -30,6 +30,7 @@ from detector.io.kafka import build_consumer, build_producer, ensure_topics
 from detector.records import BadRecord, Coordinates, Limits, parse_event
 from detector.settings import Settings
 from detector.state.codec import decode_shared, decode_stream
+from detector.telemetry import Telemetry
 
 log = structlog.get_logger("detector.service")
 
@@ -51,15 +52,18 @@ class _Rebalance(ConsumerRebalanceListener):
     """Notes the assignment; the main loop acts on it after poll() returns (kafka-python 3
     runs listeners on its I/O thread, where no blocking client call is allowed)."""
 
-    def __init__(self) -> None:
+    def __init__(self, telemetry: Telemetry) -> None:
+        self.telemetry = telemetry
         self._lock = threading.Lock()
         self._assigned: set[TopicPartition] | None = None
 
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.telemetry.revoked(tp.partition for tp in revoked)
         if revoked:
             log.info("partitions_revoked", partitions=sorted(_name(tp) for tp in revoked))
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.telemetry.assigned(tp.partition for tp in assigned)
         log.info("partitions_assigned", partitions=sorted(_name(tp) for tp in assigned))
         with self._lock:
             self._assigned = set(assigned)
@@ -90,6 +94,7 @@ class Daemon:
                              settings.model.max_metrics)
         self.parts: dict[TopicPartition, PartitionWork] = {}
         self.counters = Counters()
+        self.telemetry = Telemetry.from_settings(settings)
         self._stop = threading.Event()
         self.consumer: Any = None
         self._watchdog: threading.Timer | None = None
@@ -120,6 +125,7 @@ class Daemon:
 
     def run(self) -> None:
         k = self.settings.kafka
+        self.telemetry.start()
         if k.create_topics:
             ensure_topics(k, [k.input_topic, k.output_topic, k.dlq_topic])
         self.producer = build_producer(k, max_request_size=MAX_RECORD_BYTES)
@@ -127,7 +133,7 @@ class Daemon:
         self.checkpoint = Checkpoint(self.producer, self.consumer, k.changelog,
                                      self.settings.state.checkpoints,
                                      k.request_timeout_ms / 1000)
-        self._rebalance = _Rebalance()
+        self._rebalance = _Rebalance(self.telemetry)
         self.consumer.subscribe([k.input_topic], listener=self._rebalance)
         log.info("daemon_started", input_topic=k.input_topic, output_topic=k.output_topic,
                  group_id=k.group_id, bootstrap_servers=k.bootstrap_servers,
@@ -143,7 +149,11 @@ class Daemon:
                 if assigned is not None:
                     self.adopt(assigned)
                 if batch:
+                    polled_at = time.monotonic()
                     self.process_batch(batch)
+                    self.telemetry.batch_done(time.monotonic() - polled_at)
+                self.telemetry.observe_loop(self.consumer,
+                                            {tp: w.engine for tp, w in self.parts.items()})
                 now = time.monotonic()
                 if now - last_commit >= interval:
                     self.commit()
@@ -158,10 +168,15 @@ class Daemon:
     def commit(self, only: list[TopicPartition] | None = None) -> None:
         """Checkpoint (all or `only` these partitions); drop the engines the group took."""
         assert self.checkpoint is not None
+        started = time.monotonic()
         parts = self.parts if only is None else {tp: self.parts[tp] for tp in only
                                                   if tp in self.parts}
-        for tp in self.checkpoint.commit(parts):
+        refused = self.checkpoint.commit(parts)
+        for tp in refused:
             self.parts.pop(tp, None)
+        if not refused:
+            self.telemetry.broker_answered()
+        self.telemetry.checkpoint_done(time.monotonic() - started)
 
     def adopt(self, assigned: set[TopicPartition]) -> None:
         """Take up a new assignment. Partitions that left are dropped: their new owner
@@ -176,6 +191,7 @@ class Daemon:
                 del self.parts[tp]
             else:
                 self.consumer.seek(tp, work.position)  # the fetcher went back to the commit
+                self.telemetry.restored(tp.partition)
         self.restore([tp for tp in assigned if tp not in self.parts], committed)
 
     def restore(self, fresh: list[TopicPartition], offsets: dict[TopicPartition, int]) -> None:
@@ -203,10 +219,12 @@ class Daemon:
                     engine = Engine(self.engine_config)
             offset = committed[tp.partition]
             self.parts[tp] = PartitionWork(engine, offset, offset)
+            seconds = time.monotonic() - started
+            self.telemetry.restored(tp.partition, seconds, len(engine.arena))
             log.info("partition_restored", partition=_name(tp), committed_offset=offset,
                      streams=len(engine.arena),
                      changelog_records=state.records_read if state else 0,
-                     seconds=round(time.monotonic() - started, 3))
+                     seconds=round(seconds, 3))
 
     def _close(self, elapsed: float, clean: bool) -> None:
         if clean and self.checkpoint is not None:
@@ -217,6 +235,7 @@ class Daemon:
             self.producer.close(timeout=self.settings.service.shutdown_timeout_s)
         if self.consumer is not None:
             self.consumer.close(autocommit=False)
+        self.telemetry.stop()
         if self._watchdog is not None:
             self._watchdog.cancel()
         log.info("daemon_stopped")
@@ -255,9 +274,11 @@ class Daemon:
                     events.append(parsed)
                     coords.append(where)
                     kept.append(rec)
+            self.telemetry.consumed(len(records))
             evicted_before = len(engine.evicted)
             result = engine.process(events)
             self.counters.evictions += len(engine.evicted) - evicted_before
+            self.telemetry.evicted(len(engine.evicted) - evicted_before)
             for i, reason in enumerate(result.rejected):
                 if reason is not None:
                     futures += self._bad(BadRecord(reason, coords[i], kept[i].key,
@@ -274,9 +295,11 @@ class Daemon:
                 futures.append(self.producer.send(k.output_topic, key=ev.stream.encode(),
                                                   value=alert.to_json()))
                 self.counters.alerts += 1
+                self.telemetry.alert_published(alert.severity)
                 self.counters.by_severity[alert.severity] = (
                     self.counters.by_severity.get(alert.severity, 0) + 1)
             self.counters.events += result.rejected.count(None)
+            self.telemetry.scored(result.rejected.count(None))
             work.position = records[-1].offset + 1
         assert self.checkpoint is not None
         self.checkpoint.track(futures)
@@ -284,6 +307,7 @@ class Daemon:
 
     def _bad(self, bad: BadRecord) -> list[Any]:
         self.counters.bad_records += 1
+        self.telemetry.bad_record(bad.reason)
         if self._bad_logged < BAD_RECORD_LOG_LINES:
             self._bad_logged += 1
             log.warning("bad_record", source=str(bad.coords), reason=bad.reason)

@@ -237,6 +237,13 @@ class ServiceSettings(_Section):
                                      "checkpoints: alerts acknowledged, state written to the "
                                      "changelog, then input offsets committed. After a crash "
                                      "at most this much input is processed again.")
+    metrics_port: int = Field(9108, ge=0, le=65_535, description="HTTP port of the Prometheus "
+                              "/metrics, /healthz (liveness) and /readyz (readiness) endpoints "
+                              "of `run`; 0 = no HTTP server.")
+    # All interfaces: Prometheus and the kubelet reach the endpoints from outside the pod.
+    metrics_bind: str = Field("0.0.0.0", min_length=1,  # noqa: S104
+                              description="Address the metrics and probe endpoints listen on "
+                              "(127.0.0.1 = this host only).")
 
 
 class Settings(BaseSettings):

@@ -98,6 +98,8 @@ def daemon_env(bootstrap: str, input_topic: str, output_topic: str, group: str,
         "DETECTOR_KAFKA_HEARTBEAT_INTERVAL_MS": "1500",
         "DETECTOR_LOG_FORMAT": "json",
         "DETECTOR_SERVICE_STATS_INTERVAL_S": "5",
+        # Several daemons may run at once: a test that scrapes one gives it a free port.
+        "DETECTOR_SERVICE_METRICS_PORT": "0",
     })
     env.update(extra)
     return env
