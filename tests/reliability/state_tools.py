@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,10 +11,10 @@ import numpy as np
 from detector.engine import Engine, EngineConfig
 from detector.io.changelog import read_state
 from detector.settings import KafkaSettings
-from detector.simulate import produce_traffic
-from detector.simulate_traffic import TrafficPlan, plan_traffic
+from detector.simulate import encode_event
+from detector.simulate_traffic import TrafficGenerator, TrafficPlan, plan_traffic
 from detector.state.codec import decode_shared, decode_stream
-from tests.integration.kafka_tools import committed, create_topics
+from tests.integration.kafka_tools import committed, create_topics, produce, read_json
 
 
 @dataclass(frozen=True)
@@ -29,15 +30,29 @@ class Scenario:
 
 def seed_scenario(bootstrap: str, name: str, *, streams: int, steps: int, seed: int,
                   partitions: int = 4) -> Scenario:
+    """A topic with all `steps` steps of `streams` streams already in it."""
+    scenario, feed = chunked_scenario(bootstrap, name, streams=streams, steps=steps, seed=seed,
+                                      partitions=partitions)
+    feed(steps)
+    return scenario
+
+
+def chunked_scenario(bootstrap: str, name: str, *, streams: int, steps: int, seed: int,
+                     partitions: int = 4) -> tuple[Scenario, Callable[[int], None]]:
+    """An empty topic and `feed(n)`, which produces the next n steps of its traffic."""
     topic = f"{name}-{time.time_ns()}"
     create_topics(bootstrap, topic, partitions=partitions)
     plan = plan_traffic(streams, seed=seed, n_steps=steps, n_incidents=4,
                         incident_kinds=("spike", "outage", "level_shift"),
                         earliest_index=steps // 2, latest_index=steps - 20)
-    sent = produce_traffic(KafkaSettings(bootstrap_servers=bootstrap), plan, steps, seed=seed,
-                           topic=topic)
-    assert sent == streams * steps
-    return Scenario(bootstrap, topic, plan, sent)
+    generator = TrafficGenerator(plan, seed=seed)
+
+    def feed(n: int) -> None:
+        assert generator.step_index + n <= steps, "the scenario has no more steps"
+        events = [e for _ in range(n) for e in generator.step()]
+        produce(bootstrap, topic, [(e["stream"].encode(), encode_event(e)) for e in events])
+
+    return Scenario(bootstrap, topic, plan, streams * steps), feed
 
 
 DAEMON_DEFAULTS = EngineConfig()
@@ -82,3 +97,21 @@ def _close(got: object, want: object, what: str, rtol: float, atol: float) -> No
     np.testing.assert_allclose(np.asarray(got, dtype=np.float64),
                                np.asarray(want, dtype=np.float64), rtol=rtol, atol=atol,
                                equal_nan=True, err_msg=what)
+
+
+def assert_same_run(scenario: Scenario, group: str, reference: str) -> tuple[int, int]:
+    """`group` published every alert of the uninterrupted `reference` run, nothing else once
+    de-duplicated by alert_id, and ended with the same state. Returns (published,
+    duplicates)."""
+    expected = read_json(scenario.bootstrap, f"{reference}-alerts")
+    published = read_json(scenario.bootstrap, f"{group}-alerts")
+    assert scenario.plan_incident_streams() <= {a["stream"] for a in expected}
+    assert {a["alert_id"] for a in published} == {a["alert_id"] for a in expected}
+    first: dict[str, dict] = {}
+    for alert in published:
+        first.setdefault(alert["alert_id"], alert)
+    for alert in expected:  # a re-published alert says what the first one said
+        assert abs(first[alert["alert_id"]]["score"] - alert["score"]) <= 1e-6
+    assert_same_state(changelog_state(scenario.bootstrap, group),
+                      changelog_state(scenario.bootstrap, reference))
+    return len(published), len(published) - len(first)
