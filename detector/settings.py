@@ -182,6 +182,12 @@ class AlertSettings(_Section):
                                   "beyond the stream's own range so far by more than this "
                                   "fraction of that range scores 1 (new extremes are "
                                   "anomalies); 0 = off.")
+    spatial_halflife: float = Field(16.0, ge=0.0, le=1_000_000, description="Half-life, in "
+                                    "events, of a running mean of each value that the "
+                                    "spatial rule also checks against its own range so far, "
+                                    "so a sustained shift out of the usual range scores 1 "
+                                    "even when no single value is a new extreme; 0 = raw "
+                                    "values only.")
     calibration_halflife: float = Field(2_000.0, gt=1, description="Half-life, in events, of "
                                         "the per-stream error statistics the score is "
                                         "calibrated against.")

@@ -43,6 +43,8 @@ def _field_specs(shape: ArenaShape) -> dict[str, tuple[tuple[int, ...], np.dtype
         "norm_mean": ((d,), f64), "norm_var": ((d,), f64), "norm_count": ((d,), f64),
         "last_y": ((d,), f64),                         # newest compressed value seen
         "seen_min": ((d,), f64), "seen_max": ((d,), f64),  # range of the raw values so far
+        "smooth": ((d,), f64),                         # running mean of the raw values
+        "smooth_min": ((d,), f64), "smooth_max": ((d,), f64),  # and its range so far
         "res_var": ((d,), f64), "res_count": ((), f64),  # forecast residual statistics
         "surprise_hist": ((N_SURPRISE_BINS,), f32),      # decayed counts of past surprises
         "threshold": ((), f64),

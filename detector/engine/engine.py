@@ -53,6 +53,7 @@ class EngineConfig:
     warmup_events: int = 64
     cooldown_events: int = 30
     spatial_margin: float = 0.0
+    spatial_halflife: float = 16.0
     threshold: float = 0.7
     critical_threshold: float = 0.9
     threshold_overrides: Mapping[str, float] = field(default_factory=dict)
@@ -79,7 +80,7 @@ class EngineConfig:
             log_transform=m.log_transform, normalizer_halflife=m.normalizer_halflife,
             calibration_halflife=a.calibration_halflife, warmup_events=a.warmup_events,
             cooldown_events=a.cooldown_events, spatial_margin=a.spatial_margin,
-            threshold=a.threshold,
+            spatial_halflife=a.spatial_halflife, threshold=a.threshold,
             critical_threshold=a.critical_threshold, threshold_overrides=dict(a.overrides),
             max_streams=s.max_streams, admission_burst=s.admission_burst,
             admission_rate=s.admission_rate, initial_capacity=s.initial_capacity, seed=m.seed,
@@ -498,14 +499,20 @@ class Engine:
         a["season_n"][s, b] = n
 
     def _outside_range(self, s: np.ndarray, x: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """Per event: a valid value beyond the stream's range so far by more than the spatial
-        margin (checked before the range takes the value in)."""
-        a = self.arena.arrays
-        lo, hi = a["seen_min"][s], a["seen_max"][s]  # NaN until a value was seen
-        margin = self.config.spatial_margin * (hi - lo)
-        beyond = valid & (hi > lo) & ((x > hi + margin) | (x < lo - margin))
-        xv = np.where(valid, x, np.nan)
-        a["seen_min"][s], a["seen_max"][s] = np.fmin(lo, xv), np.fmax(hi, xv)
+        """Per event: a valid value, or the running mean of the values (half-life
+        `spatial_halflife` events), beyond its own range so far by more than the spatial
+        margin. The mean catches a sustained shift out of the usual range that no single
+        noisy value makes a new extreme. Checked before the ranges take the event in."""
+        a, cfg = self.arena.arrays, self.config
+        first = np.isnan(a["seen_min"][s])  # no value seen yet: the mean starts at this one
+        beyond = _beyond_range(x, valid, a, s, "seen_min", "seen_max", cfg.spatial_margin)
+        if cfg.spatial_halflife > 0:
+            rate = 1.0 - 0.5 ** (1.0 / cfg.spatial_halflife)
+            old = a["smooth"][s]
+            mean = np.where(first, x, old + rate * (x - old))
+            a["smooth"][s] = np.where(valid, mean, old)
+            beyond |= _beyond_range(mean, valid, a, s, "smooth_min", "smooth_max",
+                                    cfg.spatial_margin, first)
         return beyond.any(axis=1)
 
     def _train_step(self) -> None:
@@ -524,3 +531,18 @@ class Engine:
         self.model.eval()
         self.train_steps += 1
         self.last_train_loss = float(loss.detach())
+
+
+def _beyond_range(x: np.ndarray, valid: np.ndarray, arrays: dict[str, np.ndarray],
+                  s: np.ndarray, lo_name: str, hi_name: str, margin: float,
+                  reset: np.ndarray | None = None) -> np.ndarray:
+    """Per metric: x beyond [lo, hi] (NaN = nothing seen yet, or rows in `reset`) by more
+    than margin x (hi - lo); the range then takes the valid values in."""
+    lo, hi = arrays[lo_name][s], arrays[hi_name][s]
+    if reset is not None:
+        lo, hi = np.where(reset, np.nan, lo), np.where(reset, np.nan, hi)
+    width = margin * (hi - lo)
+    beyond = valid & (hi > lo) & ((x > hi + width) | (x < lo - width))
+    xv = np.where(valid, x, np.nan)
+    arrays[lo_name][s], arrays[hi_name][s] = np.fmin(lo, xv), np.fmax(hi, xv)
+    return beyond

@@ -79,3 +79,20 @@ def test_spatial_margin_scores_a_new_extreme_as_one(tmp_path: Path) -> None:
     with (tmp_path / "on.csv").open() as handle:
         raw = [float(r["raw_score"]) for r in csv.DictReader(handle)]
     assert raw[100] == 1.0
+
+
+def test_spatial_rule_catches_a_sustained_shift_that_sets_no_new_extreme(tmp_path: Path) -> None:
+    # Values swing between 40 and 60 from 50, then settle at 58: no single value leaves the
+    # range 40..60, but their running mean leaves its own range (about 49.6..50.4).
+    values = ["50"] + ["40" if i % 2 else "60" for i in range(149)] + ["58"] * 50
+    write_series(tmp_path / "s.csv", values)
+    raws = {}
+    for halflife in (0.0, 16.0):
+        config = EngineConfig(**{**CONFIG.__dict__, "spatial_margin": 0.05,
+                                 "spatial_halflife": halflife})
+        replay_file(tmp_path / "s.csv", tmp_path / f"{halflife}.csv", config)
+        with (tmp_path / f"{halflife}.csv").open() as handle:
+            raws[halflife] = np.array([float(r["raw_score"]) for r in csv.DictReader(handle)])
+    assert (raws[16.0][20:150] < 1.0).all(), "the steady swing is not a shift"
+    assert (raws[16.0][150:160] == 1.0).any()
+    assert (raws[0.0][150:] < 1.0).all(), "without the mean, no value is a new extreme"
