@@ -46,7 +46,11 @@ PATHS = ("/metrics", "/healthz", "/readyz")
 # Bad-record reason → a bounded label value. Parse reasons start with fixed text; the engine's
 # start with the (untrusted) stream id, so only their fixed ending is matched.
 REASON_CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("stream_limit", re.compile(r"stream limit reached \(DETECTOR_STATE_MAX_STREAMS=\d+\)$")),
+    ("stream_limit", re.compile(r"stream limit reached by this batch alone "
+                                r"\(DETECTOR_STATE_MAX_STREAMS=\d+\)$")),
+    ("admission", re.compile(r"new-stream admission limit reached "
+                             r"\(DETECTOR_STATE_ADMISSION_RATE=[^()]* per event after a burst "
+                             r"of \d+\)$")),
     ("size", re.compile(r"^record of \d+ bytes exceeds")),
     ("key", re.compile(r"^(missing key|key is not valid UTF-8|stream id |key .* does not match)")),
     ("payload", re.compile(r"^(empty value|malformed JSON|event must be a JSON object)")),

@@ -14,6 +14,7 @@ import structlog
 from kafka import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from detector.engine import Engine, EngineConfig, Event
 from detector.errors import SettingsError
 from detector.records import Limits, parse_event
 from detector.telemetry import OTHER_REASON, Telemetry, reason_class
@@ -144,7 +145,7 @@ def test_recorders_count_what_they_are_told(served: Telemetry) -> None:
     served.scored(8)
     served.alert_published("critical")
     served.bad_record("malformed JSON: unexpected character")
-    served.bad_record("stream 'x': stream limit reached (DETECTOR_STATE_MAX_STREAMS=3)")
+    served.bad_record(STREAM_LIMIT)
     served.batch_done(0.2)
     served.evicted(3)
     served.checkpoint_done(1.5)
@@ -163,6 +164,17 @@ def test_recorders_count_what_they_are_told(served: Telemetry) -> None:
     assert served_names <= served.metric_names()
 
 
+def _engine_refusal(**limits: float) -> str:
+    """The reason the engine gives for refusing a second new stream under these limits."""
+    engine = Engine(EngineConfig(hidden_size=4, window=2, **limits))
+    result = engine.process([Event("a", 0.0, {"x": 1.0}), Event("b", 0.0, {"x": 1.0})])
+    assert result.rejected[1] is not None
+    return result.rejected[1]
+
+
+STREAM_LIMIT = _engine_refusal(max_streams=1, admission_burst=5)
+ADMISSION_LIMIT = _engine_refusal(admission_burst=1, admission_rate=0.01)
+
 PARSE_FAILURES = [(key, value) for key, value, _ in BAD_RECORDS
                   if isinstance(parse_event(key, value, Limits()), str)]
 
@@ -177,7 +189,8 @@ def test_every_parse_failure_of_the_bad_input_suite_has_a_class(
 @pytest.mark.parametrize(("reason", "expected"), [
     ("stream 'malformed JSON': unknown metrics ['cpu']; its metrics are ['bytes_in']",
      "metrics"),
-    ("stream 'a': stream limit reached (DETECTOR_STATE_MAX_STREAMS=100000)", "stream_limit"),
+    (STREAM_LIMIT, "stream_limit"),
+    (ADMISSION_LIMIT, "admission"),
     ("stream 'a': the first event of a stream must carry every metric", "metrics"),
     ("ts: 'yesterday' is not an ISO-8601 timestamp", "timestamp"),
     ("key 'a' does not match the event's stream 'b'", "key"),
