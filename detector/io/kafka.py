@@ -6,9 +6,14 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.errors import (
+    AuthorizationError,
+    KafkaTimeoutError,
+    SaslAuthenticationFailedError,
+    TopicAlreadyExistsError,
+)
 
-from detector.errors import BrokerUnavailableError
+from detector.errors import BrokerUnavailableError, SettingsError
 from detector.settings import KafkaSettings
 
 
@@ -36,6 +41,18 @@ def _unreachable(k: KafkaSettings, exc: Exception) -> BrokerUnavailableError:
         f"DETECTOR_KAFKA_BOOTSTRAP_SERVERS: cannot reach Kafka at {k.bootstrap_servers!r} ({exc})")
 
 
+def _refused(exc: Exception) -> SettingsError:
+    """The cluster answered but refused the credentials or the permissions."""
+    if isinstance(exc, SaslAuthenticationFailedError):
+        return SettingsError("DETECTOR_KAFKA_SASL_USERNAME / DETECTOR_KAFKA_SASL_PASSWORD(_FILE): "
+                             f"the cluster refused the login ({type(exc).__name__})")
+    return SettingsError(f"DETECTOR_KAFKA_SASL_USERNAME: the cluster refused an operation to "
+                         f"this principal ({type(exc).__name__})")
+
+
+_REFUSALS = (SaslAuthenticationFailedError, AuthorizationError)
+
+
 def build_consumer(k: KafkaSettings, *, group_id: str | None = None) -> KafkaConsumer:
     try:
         return KafkaConsumer(
@@ -53,6 +70,8 @@ def build_consumer(k: KafkaSettings, *, group_id: str | None = None) -> KafkaCon
         )
     except KafkaTimeoutError as exc:
         raise _unreachable(k, exc) from None
+    except _REFUSALS as exc:
+        raise _refused(exc) from None
 
 
 def _assignors() -> list[Any]:
@@ -71,6 +90,8 @@ def build_producer(k: KafkaSettings, **overrides: Any) -> KafkaProducer:
         return KafkaProducer(**client_config(k), **{**options, **overrides})
     except KafkaTimeoutError as exc:
         raise _unreachable(k, exc) from None
+    except _REFUSALS as exc:
+        raise _refused(exc) from None
 
 
 def ensure_topics(k: KafkaSettings, topics: list[str]) -> list[str]:
@@ -79,6 +100,8 @@ def ensure_topics(k: KafkaSettings, topics: list[str]) -> list[str]:
         admin = KafkaAdminClient(**client_config(k))
     except KafkaTimeoutError as exc:
         raise _unreachable(k, exc) from None
+    except _REFUSALS as exc:
+        raise _refused(exc) from None
     try:
         existing = set(admin.list_topics())
         missing = [t for t in dict.fromkeys(topics) if t and t not in existing]

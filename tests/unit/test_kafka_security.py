@@ -191,3 +191,28 @@ def test_run_logs_never_show_secrets_even_at_debug_level(tmp_path: Path) -> None
     logged = proc.stdout + proc.stderr
     assert proc.returncode == 2 and '"event": "settings"' in logged, logged
     assert SECRET not in logged and KEY_SECRET not in logged
+
+
+@pytest.mark.parametrize("refusal", ["SaslAuthenticationFailedError",
+                                     "TopicAuthorizationFailedError"])
+def test_a_refused_login_or_permission_exits_2_naming_the_credentials(
+        clean_env, capsys, monkeypatch, tmp_path: Path, refusal: str) -> None:
+    # Apache Kafka answers a wrong password with SaslAuthenticationFailed (error 58), which
+    # kafka-python raises from the client constructor; the test broker cannot require SASL.
+    import kafka.errors
+
+    import detector.io.kafka as clients
+
+    def refuse(**_: object) -> None:
+        raise getattr(kafka.errors, refusal)("refused")
+
+    for name, value in sasl_env(tmp_path).items():
+        clean_env.setenv(name, value)
+    clean_env.setenv("DETECTOR_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
+    clean_env.setenv("DETECTOR_SERVICE_METRICS_PORT", "0")
+    monkeypatch.setattr(clients, "KafkaProducer", refuse)
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert SECRET not in err
+    assert err.strip().splitlines()[-1].startswith(
+        "detector: configuration error: DETECTOR_KAFKA_SASL_USERNAME"), err
