@@ -128,7 +128,10 @@ class Daemon:
         self.telemetry.start()
         if k.create_topics:
             ensure_topics(k, [k.input_topic, k.output_topic, k.dlq_topic])
-        self.producer = build_producer(k, max_request_size=MAX_RECORD_BYTES)
+        # Large batches: a checkpoint sends thousands of state records at once, and every new
+        # batch wakes the sender thread (alerts still leave after linger_ms).
+        self.producer = build_producer(k, max_request_size=MAX_RECORD_BYTES,
+                                       batch_size=1024 * 1024)
         self.consumer = build_consumer(k)
         self.checkpoint = Checkpoint(self.producer, self.consumer, k.changelog,
                                      self.settings.state.checkpoints,

@@ -50,9 +50,6 @@ class FileLayout:
         return int(self.first_credit.size)
 
 
-Layout = FileLayout  # the name older callers import
-
-
 def row_weights(windows: Rows, n: int) -> tuple[np.ndarray, np.ndarray]:
     """(window index, credit) of every row: see FileLayout for the meaning of credit."""
     rows = np.arange(n)
@@ -179,9 +176,6 @@ def optimise_threshold(layouts: Iterable[FileLayout], profile: Profile) -> tuple
     return float(thresholds[pick]), float(values[pick])
 
 
-best_threshold = optimise_threshold  # the name older callers import
-
-
 def baselines(layouts: Iterable[FileLayout], profile: Profile) -> tuple[float, float]:
     """(null, perfect): raw scores of the detector that never fires and of the one that fires
     exactly on the first scorable row of every window."""
@@ -258,9 +252,6 @@ def held_out_leave_one_category_out(run_scores: RunScores,
         out[profile.name] = {"score": normalise(raw, perfect, null), "raw_score": raw,
                              "null_score": null, "perfect_score": perfect, "folds": folds}
     return out
-
-
-held_out = held_out_leave_one_category_out  # the name older callers import
 
 
 def load_run(run_dir: Path, corpus: NabCorpus, files: Sequence[str] | None = None,

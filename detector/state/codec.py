@@ -28,9 +28,19 @@ Layout = dict[str, tuple[tuple[int, ...], np.dtype]]
 
 
 def layout_fingerprint(layout: Layout) -> str:
+    known = _FINGERPRINTS.get(id(layout))
+    if known is not None and known[0] is layout:
+        return known[1]
     text = ";".join(f"{name}:{shape}:{np.dtype(dtype).str}"
                     for name, (shape, dtype) in layout.items())
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    key = hashlib.sha256(text.encode()).hexdigest()[:16]
+    _FINGERPRINTS[id(layout)] = (layout, key)
+    return key
+
+
+# id(layout) -> (layout, fingerprint): an arena's layout lives as long as the arena, and
+# checkpoints encode thousands of records with it.
+_FINGERPRINTS: dict[int, tuple[Layout, str]] = {}
 
 
 def encode_stream(state: StreamState, layout: Layout) -> bytes:
