@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
+from dataclasses import dataclass
 
 import numpy as np
 import orjson
@@ -27,50 +28,67 @@ _HEADER_LEN = struct.Struct(">I")
 Layout = dict[str, tuple[tuple[int, ...], np.dtype]]
 
 
-def layout_fingerprint(layout: Layout) -> str:
-    known = _FINGERPRINTS.get(id(layout))
+@dataclass(frozen=True)
+class _Plan:
+    """A layout's fingerprint and each field's place in a record body."""
+
+    fingerprint: str
+    fields: tuple[tuple[str, np.dtype, tuple[int, ...], int, int], ...]  # name, dtype, shape,
+    # count, bytes
+    body_bytes: int
+
+
+def _plan(layout: Layout) -> _Plan:
+    known = _PLANS.get(id(layout))
     if known is not None and known[0] is layout:
         return known[1]
     text = ";".join(f"{name}:{shape}:{np.dtype(dtype).str}"
                     for name, (shape, dtype) in layout.items())
-    key = hashlib.sha256(text.encode()).hexdigest()[:16]
-    _FINGERPRINTS[id(layout)] = (layout, key)
-    return key
+    fields = []
+    for name, (shape, dtype) in layout.items():
+        count = int(np.prod(shape, dtype=np.int64))
+        fields.append((name, np.dtype(dtype), shape, count, count * np.dtype(dtype).itemsize))
+    plan = _Plan(hashlib.sha256(text.encode()).hexdigest()[:16], tuple(fields),
+                 sum(f[4] for f in fields))
+    _PLANS[id(layout)] = (layout, plan)
+    return plan
 
 
-# id(layout) -> (layout, fingerprint): an arena's layout lives as long as the arena, and
-# checkpoints encode thousands of records with it.
-_FINGERPRINTS: dict[int, tuple[Layout, str]] = {}
+# id(layout) -> (layout, plan): an arena's layout lives as long as the arena, and checkpoints
+# and restores code thousands of records with it.
+_PLANS: dict[int, tuple[Layout, _Plan]] = {}
+
+
+def layout_fingerprint(layout: Layout) -> str:
+    return _plan(layout).fingerprint
 
 
 def encode_stream(state: StreamState, layout: Layout) -> bytes:
+    plan = _plan(layout)
     header = orjson.dumps({"stream": state.stream, "metrics": list(state.metric_names),
-                           "layout": layout_fingerprint(layout)})
+                           "layout": plan.fingerprint})
     parts = [STREAM_MAGIC, _HEADER_LEN.pack(len(header)), header]
-    for name, (shape, dtype) in layout.items():
+    for name, dtype, shape, _, _ in plan.fields:
         parts.append(np.ascontiguousarray(state.row[name], dtype=dtype).reshape(shape).tobytes())
     return b"".join(parts)
 
 
 def decode_stream(data: bytes, layout: Layout) -> StreamState:
     """ValueError with the reason when the record is not a stream state of this layout."""
+    plan = _plan(layout)
     if data[:4] != STREAM_MAGIC:
         raise ValueError("not a stream state record")
     (n,) = _HEADER_LEN.unpack_from(data, 4)
     header = orjson.loads(data[8: 8 + n])
-    if header.get("layout") != layout_fingerprint(layout):
+    if header.get("layout") != plan.fingerprint:
         raise ValueError("written under another model or state layout (settings changed)")
     row: dict[str, np.ndarray] = {}
     pos = 8 + n
-    for name, (shape, dtype) in layout.items():
-        count = int(np.prod(shape, dtype=np.int64))
-        size = count * np.dtype(dtype).itemsize
-        if pos + size > len(data):
-            raise ValueError("truncated stream state record")
+    if len(data) != pos + plan.body_bytes:
+        raise ValueError("stream state record of the wrong length")
+    for name, dtype, shape, count, size in plan.fields:
         row[name] = np.frombuffer(data, dtype=dtype, count=count, offset=pos).reshape(shape)
         pos += size
-    if pos != len(data):
-        raise ValueError("stream state record has trailing bytes")
     return StreamState(header["stream"], tuple(header["metrics"]), row)
 
 
