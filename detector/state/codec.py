@@ -10,6 +10,7 @@ archive (allow_pickle=False) with a JSON header.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import struct
@@ -28,8 +29,12 @@ Layout = dict[str, tuple[tuple[int, ...], np.dtype]]
 
 
 def layout_fingerprint(layout: Layout) -> str:
-    text = ";".join(f"{name}:{shape}:{np.dtype(dtype).str}"
-                    for name, (shape, dtype) in layout.items())
+    return _fingerprint(tuple(layout.items()))
+
+
+@functools.lru_cache(maxsize=16)  # every stream record of a checkpoint carries it
+def _fingerprint(fields: tuple[tuple[str, tuple[tuple[int, ...], np.dtype]], ...]) -> str:
+    text = ";".join(f"{name}:{shape}:{np.dtype(dtype).str}" for name, (shape, dtype) in fields)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
