@@ -7,10 +7,13 @@ given), each measured alone:
    a child process (see bench_load), so the consume side is measured alone;
 2. throughput: the daemon (service.Daemon, the code `detector run` runs) consumes them in a
    thread of this process: consume -> score -> alerts acknowledged -> commit. events/s is
-   timed from its first consumed batch to the broker showing the last offset committed;
-3. latency: the daemon goes on while child processes produce the same streams at half that
-   rate plus probe streams with one spike each; the latency of a spike is its alert's arrival
-   on the output topic minus the moment the spike was handed to the producer;
+   timed from its first consumed batch to the broker showing the last offset committed, so
+   it includes up to one commit interval of waiting. The steady rate is what the daemon
+   sustains once streams train and score: the events past the later of half the load and
+   every stream's warm-up, timed by the daemon's own per-batch counter (not by commits);
+3. latency: the daemon goes on while child processes produce the same streams at half the
+   steady rate plus probe streams with one spike each; the latency of a spike is its alert's
+   arrival on the output topic minus the moment the spike was handed to the producer;
 4. engine: Engine.process alone on the same events, in this process, without Kafka.
 
 The RSS is this process's peak after phase 3, i.e. the daemon's (the load runs in children).
@@ -71,11 +74,13 @@ class _TimedDaemon(Daemon):
 
 def run_throughput_bench(args: argparse.Namespace, settings: Settings) -> int:
     _check_args(args, settings)
-    steps = args.events // args.streams
+    warmup = settings.alert.warmup_events
+    steps = (args.events // args.streams) if args.events else 2 * warmup
     spec = LoadSpec(args.streams, args.metrics, args.seed)
     configure_logging("WARNING", settings.log.format)  # progress bars, not log lines
     report: dict[str, Any] = {"streams": args.streams, "metrics": args.metrics,
-                              "steps": steps, "partitions": args.partitions,
+                              "steps": steps, "warmup_steps": warmup,
+                              "partitions": args.partitions,
                               "max_poll_records": settings.kafka.max_poll_records,
                               "torch_threads": settings.model.threads}
     with _broker(args.bootstrap_servers or settings.kafka.bootstrap_servers) as bootstrap:
@@ -88,9 +93,11 @@ def run_throughput_bench(args: argparse.Namespace, settings: Settings) -> int:
         torch.set_num_threads(settings.model.threads)
         daemon = _TimedDaemon(bench)
         with _running(daemon) as thread:
-            report.update(_throughput(daemon, thread, bench, load))
+            report.update(_throughput(daemon, thread, bench, load,
+                                      steady_from=max(load["events"] // 2,
+                                                      args.streams * warmup)))
             report.update(_latency(daemon, bench, spec, steps, args.latency_s,
-                                   report["events_per_s"]))
+                                   report["events_per_s_steady"] or report["events_per_s"]))
         report["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     report.update(_engine_only(EngineConfig.from_settings(bench), spec, steps,
                                bench.kafka.max_poll_records))
@@ -102,7 +109,7 @@ def run_throughput_bench(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _check_args(args: argparse.Namespace, settings: Settings) -> None:
-    if args.streams < 1 or args.events < args.streams:
+    if args.streams < 1 or (args.events is not None and args.events < args.streams):
         raise SettingsError("--events must be at least --streams (one step of every stream)")
     if not 1 <= args.metrics <= min(len(METRICS), settings.model.max_metrics):
         raise SettingsError(f"--metrics: the simulator has {len(METRICS)} metrics and "
@@ -191,7 +198,7 @@ def _running(daemon: _TimedDaemon) -> Iterator[threading.Thread]:
 
 
 def _throughput(daemon: _TimedDaemon, thread: threading.Thread, settings: Settings,
-                load: dict) -> dict:
+                load: dict, steady_from: int) -> dict:
     total, ends = load["events"], {int(p): o for p, o in load["ends"].items()}
     with tqdm(total=total, unit="ev", desc="consume", unit_scale=True) as bar:
         while daemon.counters.events < total:
@@ -202,17 +209,26 @@ def _throughput(daemon: _TimedDaemon, thread: threading.Thread, settings: Settin
         bar.update(daemon.counters.events - bar.n)
     done_at = _wait_committed(settings, ends)
     first = daemon.first_batch_at or done_at
-    half_at = next(t for t, n in daemon.done_after_batch if n >= total // 2)
-    half_done = next(n for _, n in daemon.done_after_batch if n >= total // 2)
     return {
         "consumed_events": daemon.counters.events,
         "events_per_s": total / (done_at - first),
-        "events_per_s_steady": (total - half_done) / max(done_at - half_at, 1e-9),
+        "events_per_s_steady": _steady_rate(daemon.done_after_batch, steady_from, total),
         "events_per_s_incl_join": total / (done_at - daemon.started_at),
         "join_s": first - daemon.started_at,
         "consume_s": done_at - first,
         "alerts": daemon.counters.alerts,
     }
+
+
+def _steady_rate(done_after_batch: list[tuple[float, int]], start: int, total: int
+                 ) -> float | None:
+    """Events/s from the first batch done at or past `start` events to the last batch: None
+    when fewer than two batches lie in that window (the load never got past warm-up)."""
+    window = [(t, n) for t, n in done_after_batch if start <= n <= total]
+    if len(window) < 2 or window[-1][0] <= window[0][0]:
+        return None
+    (t0, n0), (t1, n1) = window[0], window[-1]
+    return (n1 - n0) / (t1 - t0)
 
 
 def _wait_committed(settings: Settings, ends: dict[int, int]) -> float:

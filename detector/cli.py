@@ -138,8 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "engine's speed without Kafka, state bytes per stream and peak "
                               "RSS. The DETECTOR_* settings apply as for `run`.")
     tp.add_argument("--streams", type=int, default=10_000, help="streams of the load")
-    tp.add_argument("--events", type=int, default=200_000, help="events of the load (rounded "
-                    "down to whole steps of every stream)")
+    tp.add_argument("--events", type=int, default=None, help="events of the load (rounded "
+                    "down to whole steps of every stream; default: every stream twice its "
+                    "warm-up, so the second half is steady state)")
     tp.add_argument("--metrics", type=int, default=4, help="metrics per stream (1-4)")
     tp.add_argument("--partitions", type=int, default=1, help="partitions of the input topic "
                     "(the daemon keeps one engine per partition)")

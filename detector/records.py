@@ -8,6 +8,7 @@ or `"value": number` as shorthand for a single metric named "value".
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -107,17 +108,24 @@ def parse_ts(raw: object) -> float | str:
     if isinstance(raw, bool):
         return "ts: expected ISO-8601 text or epoch seconds, got bool"
     if isinstance(raw, int | float):
-        ts = float(raw)
-    elif isinstance(raw, str):
-        try:
-            moment = datetime.fromisoformat(raw)
-        except ValueError:
-            return f"ts: {raw[:40]!r} is not an ISO-8601 timestamp"
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        ts = moment.timestamp()
-    else:
-        return f"ts: expected ISO-8601 text or epoch seconds, got {type(raw).__name__}"
+        return _within_range(float(raw))
+    if isinstance(raw, str):
+        return _parse_iso_ts(raw)
+    return f"ts: expected ISO-8601 text or epoch seconds, got {type(raw).__name__}"
+
+
+@functools.lru_cache(maxsize=4_096)  # the events of one moment share their timestamp text
+def _parse_iso_ts(raw: str) -> float | str:
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        return f"ts: {raw[:40]!r} is not an ISO-8601 timestamp"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return _within_range(moment.timestamp())
+
+
+def _within_range(ts: float) -> float | str:
     if not (math.isfinite(ts) and MIN_TS <= ts <= MAX_TS):
         return f"ts: {ts!r} is outside 1970..3000"
     return ts
@@ -136,6 +144,26 @@ def _parse_metrics(body: dict, max_metrics: int) -> dict[str, float] | str:
         return "missing field 'metrics' (or 'value')"
     if len(raw) > max_metrics:
         return f"{len(raw)} metrics, more than DETECTOR_MODEL_MAX_METRICS={max_metrics}"
+    # One pass with the cheapest checks that pass good input; anything else goes through
+    # the per-metric checks, which name the offending metric.
+    metrics: dict[str, float] = {}
+    for name, v in raw.items():
+        if type(v) not in _NUMBER or not -MAX_ABS_VALUE <= v <= MAX_ABS_VALUE:  # NaN fails
+            return _check_metrics(raw)
+        metrics[name] = float(v)
+    return metrics if _names_ok(tuple(metrics)) else _check_metrics(raw)
+
+
+_NUMBER = frozenset((int, float))  # exact types: bool is not a number here
+
+
+@functools.lru_cache(maxsize=1_024)  # a stream sends the same metric names every time
+def _names_ok(names: tuple[str, ...]) -> bool:
+    return all(name and len(name) <= MAX_METRIC_NAME_LENGTH and name.isprintable()
+               for name in names)
+
+
+def _check_metrics(raw: dict) -> dict[str, float] | str:
     metrics: dict[str, float] = {}
     for name, v in raw.items():
         if not name or len(name) > MAX_METRIC_NAME_LENGTH or not name.isprintable():

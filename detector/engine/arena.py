@@ -82,6 +82,11 @@ class StreamArena:
     def slot(self, stream: str) -> int | None:
         return self._slot_of.get(stream)
 
+    def slots_of(self, streams: list[str]) -> np.ndarray:
+        """Slot of each stream, -1 for a stream without one."""
+        get = self._slot_of.get
+        return np.fromiter((get(s, -1) for s in streams), dtype=np.int64, count=len(streams))
+
     def live_slots(self) -> np.ndarray:
         return np.fromiter(self._slot_of.values(), dtype=np.int64, count=len(self._slot_of))
 

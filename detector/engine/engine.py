@@ -132,6 +132,18 @@ class BatchResult:
         return expected, actual
 
 
+def _occurrence(slots: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+    """Per element, how many earlier elements (of the same group) hold the same slot."""
+    keys = slots if groups is None else groups * (int(slots.max()) + 1) + slots
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
+    run_start = np.repeat(starts, np.diff(np.append(starts, keys.size)))
+    out = np.empty(keys.size, dtype=np.int64)
+    out[order] = np.arange(keys.size) - run_start
+    return out
+
+
 def time_features(ts: np.ndarray) -> np.ndarray:
     """sin/cos of time of day and of day of week (Monday 00:00 UTC = 0), shape [B, 4]."""
     day = np.mod(ts, SECONDS_PER_DAY) / SECONDS_PER_DAY
@@ -281,6 +293,61 @@ class Engine:
     def _plan(self, events: Sequence[Event], result: BatchResult
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Slot, segment and wave of every event; fills result.actual and rejections."""
+        known = self.arena.slots_of([ev.stream for ev in events])
+        if known.size and known.min() >= 0:
+            return self._plan_known(events, known, result)
+        return self._plan_admitting(events, result)
+
+    def _plan_known(self, events: Sequence[Event], slots: np.ndarray, result: BatchResult
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`_plan` of a batch whose streams all have slots, in array operations: admission
+        (and so eviction) is what needs the event-by-event walk of `_plan_admitting`."""
+        cfg, arena = self.config, self.arena
+        n, k, seq0 = len(events), cfg.window, self.events_processed
+        sets, names_of = arena.metric_sets, arena.metric_names
+        for i in [i for i, ev in enumerate(events)
+                  if not ev.metrics.keys() <= sets[slots[i]]]:
+            ev, slot = events[i], slots[i]
+            extra = sorted(set(ev.metrics) - sets[slot])
+            result.rejected[i] = (f"stream {ev.stream!r}: unknown metrics {extra}; its "
+                                  f"metrics are {list(names_of[slot])}")
+            slots[i] = -1
+        ok = np.flatnonzero(slots >= 0)
+        segment = np.zeros(n, dtype=np.int64)
+        wave = np.zeros(n, dtype=np.int64)
+        if ok.size == 0:
+            return slots, segment, wave
+        s = slots[ok]
+        names = [names_of[slot] for slot in s.tolist()]
+        width = np.fromiter(map(len, names), dtype=np.int64, count=ok.size)
+        flat = np.array([v for i, nm in zip(ok.tolist(), names, strict=True)
+                         for v in map(events[i].metrics.get, nm)], dtype=np.float64)
+        rows = np.repeat(ok, width)
+        cols = np.arange(rows.size) - np.repeat(np.cumsum(width) - width, width)
+        result.actual[rows, cols] = flat  # a metric missing from an event (None) is NaN
+        for i, nm in zip(ok.tolist(), names, strict=True):
+            result.metric_names[i] = nm
+        # Newest event of each slot: last_seq and the dirty set.
+        last, at = np.unique(s[::-1], return_index=True)
+        arena.arrays["last_seq"][last] = seq0 + ok[ok.size - 1 - at]
+        self.dirty.update(last.tolist())
+        # Windows completed by each event, hence where the training batches cut segments.
+        occurrence = _occurrence(s)
+        done_after = arena.arrays["events_seen"][s] + occurrence + 1
+        completes = (arena.arrays["chunk_pos"][s] + occurrence + 1) % k == 0
+        if cfg.learn:
+            ready = np.cumsum(completes & (done_after >= 2 * k))
+            before = np.concatenate(([0], ready[:-1]))
+            seg = (len(self._pending) + before) // cfg.train_batch
+        else:
+            seg = np.zeros(ok.size, dtype=np.int64)
+        segment[ok] = seg
+        wave[ok] = _occurrence(s, seg)
+        return slots, segment, wave
+
+    def _plan_admitting(self, events: Sequence[Event], result: BatchResult
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`_plan` event by event, admitting (and evicting) streams in event order."""
         cfg, arena = self.config, self.arena
         n = len(events)
         slots = np.full(n, -1, dtype=np.int64)
