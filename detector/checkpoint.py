@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import structlog
 from kafka import TopicPartition
 from kafka.errors import CommitFailedError
@@ -26,7 +27,7 @@ from kafka.structs import OffsetAndMetadata
 from detector.engine import Engine
 from detector.errors import DeliveryError
 from detector.io.changelog import ENGINE_KEY, send_state, stream_key
-from detector.state.codec import encode_shared, encode_stream
+from detector.state.codec import encode_rows, encode_shared
 
 log = structlog.get_logger("detector.checkpoint")
 
@@ -96,10 +97,14 @@ class Checkpoint:
         futures = [send_state(self.producer, topic, partition, offset, stream_key(stream), None)
                    for stream in dict.fromkeys(engine.evicted)
                    if engine.slot_of(stream) is None]
-        for slot in sorted(engine.dirty):
-            state = engine.stream_state(slot)
+        arena = engine.arena
+        slots = np.array(sorted(engine.dirty), dtype=np.int64)
+        streams = [arena.stream_ids[s] for s in slots]
+        records = encode_rows(streams, [arena.metric_names[s] for s in slots], arena.arrays,
+                              slots, layout)
+        for stream, record in zip(streams, records, strict=True):
             futures.append(send_state(self.producer, topic, partition, offset,
-                                      stream_key(state.stream), encode_stream(state, layout)))
+                                      stream_key(stream), record))
         futures.append(send_state(self.producer, topic, partition, offset, ENGINE_KEY,
                                   encode_shared(engine.shared_state(), engine.config.shape)))
         engine.dirty.clear()
