@@ -1,21 +1,27 @@
-"""Checkpoint.commit(): the numbered steps that keep alerts, state and input offsets in agreement.
+"""Checkpoints: the numbered steps that keep alerts, state and input offsets in agreement.
 
-1. Wait until the broker acknowledged every alert and dead-letter record sent so far.
-2. Write each partition's changed state to the changelog: tombstones of evicted streams, the
-   streams that changed, the engine's shared state, each tagged with the input offset it
-   reflects.
-3. Flush, and check every state record was acknowledged.
-4. Commit the input offsets.
+1. Snapshot, at input position T of each partition that moved: the alert and dead-letter sends
+   so far, the state of every stream that changed (and the streams evicted), the model.
+2. Write the snapshot to the changelog, each record tagged with the input offset T it reflects.
+3. Wait until the broker acknowledged every record of steps 1 and 2.
+4. Commit the input offsets T.
 
 A crash anywhere before step 4 leaves the previous commit in force: the input is processed again
 from there, on the state restored as of that commit (records of step 2 are tagged past it and
 ignored), and produces the same alerts with the same ids.
+
+In the daemon's loop a checkpoint is pipelined: `start` takes the snapshot (array copies), and
+each later turn of the loop `advance`s it by a bounded number of records, then commits once
+everything is acknowledged, so scoring never stalls for a whole checkpoint. `commit` runs all
+steps at once (shutdown, tests).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -31,6 +37,8 @@ from detector.state.codec import encode_rows, encode_shared
 
 log = structlog.get_logger("detector.checkpoint")
 
+ENCODE_CHUNK = 1_000  # stream records encoded at a time
+
 
 @dataclass
 class PartitionWork:
@@ -41,6 +49,20 @@ class PartitionWork:
     committed: int          # input offset of the last successful commit
 
 
+# (changelog partition, source offset, key, value or None for a tombstone)
+StateRecord = tuple[int, int, bytes, bytes | None]
+
+
+@dataclass
+class _InFlight:
+    offsets: dict[TopicPartition, int]
+    works: dict[TopicPartition, PartitionWork]
+    records: Iterator[StateRecord]
+    futures: list[Any]
+    started: float
+    written: int = 0
+
+
 @dataclass
 class Checkpoint:
     producer: Any
@@ -49,74 +71,121 @@ class Checkpoint:
     write_state: bool
     timeout_s: float
     _sent: list[Any] = field(default_factory=list)
+    _flight: _InFlight | None = None
 
     def track(self, futures: list[Any]) -> None:
         """Alert and dead-letter sends that must be acknowledged before the next commit."""
         self._sent.extend(futures)
 
-    def commit(self, parts: dict[TopicPartition, PartitionWork]) -> list[TopicPartition]:
-        """Run the four steps for the partitions that moved; returns those whose offset
-        commit the group refused (a rebalance took them: their engines are stale)."""
-        started = time.monotonic()
+    @property
+    def in_flight(self) -> bool:
+        return self._flight is not None
+
+    def start(self, parts: dict[TopicPartition, PartitionWork]) -> None:
+        """Step 1 for the partitions that moved since their last commit."""
+        if self._flight is not None:
+            raise RuntimeError("a checkpoint is already in flight")
         moved = {tp: w for tp, w in parts.items() if w.position > w.committed}
-        # 1. Alerts and dead letters acknowledged.
-        self._acknowledge(self._sent, "alert or dead-letter record")
-        self._sent = []
-        if not moved:
+        futures, self._sent = self._sent, []
+        snapshots = [self._snapshot(tp.partition, w) for tp, w in moved.items()]
+        self._flight = _InFlight({tp: w.position for tp, w in moved.items()}, moved,
+                                 (r for snap in snapshots for r in snap), futures,
+                                 time.monotonic())
+
+    def advance(self, budget: int) -> tuple[list[TopicPartition], float] | None:
+        """Steps 2-4, sending at most `budget` records now. None while still in flight; once
+        committed: the partitions whose commit the group refused (a rebalance took them:
+        their engines are stale) and the seconds the checkpoint took."""
+        flight = self._flight
+        assert flight is not None
+        for partition, offset, key, value in islice(flight.records, budget):
+            flight.futures.append(send_state(self.producer, self.changelog_topic, partition,
+                                             offset, key, value))
+            flight.written += 1
+            budget -= 1
+        if budget <= 0 or not all(f.is_done for f in flight.futures):
+            return None
+        return self._finish(flight)
+
+    def commit(self, parts: dict[TopicPartition, PartitionWork]) -> list[TopicPartition]:
+        """All four steps now, after the checkpoint in flight if any; returns the refused
+        partitions."""
+        refused = self.complete()
+        self.start({tp: w for tp, w in parts.items() if tp not in refused})
+        return refused + self.complete()
+
+    def complete(self) -> list[TopicPartition]:
+        """Finish the checkpoint in flight, if any, blocking; returns the refused partitions."""
+        flight = self._flight
+        if flight is None:
             return []
-        # 2. State records tagged with the offset they reflect.
-        written = 0
-        if self.write_state:
-            futures = []
-            for tp, work in moved.items():
-                futures += self._write_partition(tp.partition, work)
-            written = len(futures)
-            # 3. Flushed and acknowledged.
-            self._acknowledge(futures, "changelog record")
-        else:
-            for work in moved.values():
-                work.engine.dirty.clear()
-                work.engine.evicted.clear()
-        # 4. Input offsets committed.
-        offsets = {tp: OffsetAndMetadata(w.position, "", -1) for tp, w in moved.items()}
+        for partition, offset, key, value in flight.records:
+            flight.futures.append(send_state(self.producer, self.changelog_topic, partition,
+                                             offset, key, value))
+            flight.written += 1
+        if flight.futures:
+            self.producer.flush(timeout=self.timeout_s)
+        return self._finish(flight)[0]
+
+    def forget(self, tps: list[TopicPartition]) -> None:
+        """These partitions left: never commit them from the checkpoint in flight."""
+        if self._flight is not None:
+            for tp in tps:
+                self._flight.offsets.pop(tp, None)
+                self._flight.works.pop(tp, None)
+
+    def _snapshot(self, partition: int, work: PartitionWork) -> Iterator[StateRecord]:
+        engine, offset = work.engine, work.position
+        if not self.write_state:
+            engine.dirty.clear()
+            engine.evicted.clear()
+            return iter(())
+        arena = engine.arena
+        tombstones = [stream_key(s) for s in dict.fromkeys(engine.evicted)
+                      if engine.slot_of(s) is None]
+        slots = np.array(sorted(engine.dirty), dtype=np.int64)
+        streams = [arena.stream_ids[s] for s in slots]
+        names = [arena.metric_names[s] for s in slots]
+        rows = {name: arr[slots] for name, arr in arena.arrays.items()}  # copies
+        shared = encode_shared(engine.shared_state(), engine.config.shape)
+        layout = arena.specs
+        engine.dirty.clear()
+        engine.evicted.clear()
+
+        def records() -> Iterator[StateRecord]:
+            for key in tombstones:
+                yield partition, offset, key, None
+            for start in range(0, len(slots), ENCODE_CHUNK):
+                part = slice(start, start + ENCODE_CHUNK)
+                chunk = {name: arr[part] for name, arr in rows.items()}
+                encoded = encode_rows(streams[part], names[part], chunk,
+                                      np.arange(len(streams[part])), layout)
+                for stream, value in zip(streams[part], encoded, strict=True):
+                    yield partition, offset, stream_key(stream), value
+            yield partition, offset, ENGINE_KEY, shared
+
+        return records()
+
+    def _finish(self, flight: _InFlight) -> tuple[list[TopicPartition], float]:
+        self._flight = None
+        for fut in flight.futures:
+            try:
+                fut.get(timeout=0)
+            except Exception as exc:
+                raise DeliveryError(f"alert, dead-letter or changelog record not "
+                                    f"acknowledged by the broker: {exc}") from exc
+        seconds = time.monotonic() - flight.started
+        if not flight.offsets:
+            return [], seconds
+        offsets = {tp: OffsetAndMetadata(o, "", -1) for tp, o in flight.offsets.items()}
         try:
             self.consumer.commit(offsets)
         except CommitFailedError as exc:
             log.warning("commit_failed_rebalance", error=str(exc),
-                        partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in moved))
-            return list(moved)
-        for work in moved.values():
-            work.committed = work.position
-        log.debug("checkpoint", partitions=len(moved), state_records=written,
-                  seconds=round(time.monotonic() - started, 4))
-        return []
-
-    def _write_partition(self, partition: int, work: PartitionWork) -> list[Any]:
-        engine, topic, offset = work.engine, self.changelog_topic, work.position
-        layout = engine.arena.specs
-        futures = [send_state(self.producer, topic, partition, offset, stream_key(stream), None)
-                   for stream in dict.fromkeys(engine.evicted)
-                   if engine.slot_of(stream) is None]
-        arena = engine.arena
-        slots = np.array(sorted(engine.dirty), dtype=np.int64)
-        streams = [arena.stream_ids[s] for s in slots]
-        records = encode_rows(streams, [arena.metric_names[s] for s in slots], arena.arrays,
-                              slots, layout)
-        for stream, record in zip(streams, records, strict=True):
-            futures.append(send_state(self.producer, topic, partition, offset,
-                                      stream_key(stream), record))
-        futures.append(send_state(self.producer, topic, partition, offset, ENGINE_KEY,
-                                  encode_shared(engine.shared_state(), engine.config.shape)))
-        engine.dirty.clear()
-        engine.evicted.clear()
-        return futures
-
-    def _acknowledge(self, futures: list[Any], what: str) -> None:
-        if not futures:
-            return
-        self.producer.flush(timeout=self.timeout_s)
-        for fut in futures:
-            try:
-                fut.get(timeout=0)
-            except Exception as exc:
-                raise DeliveryError(f"{what} not acknowledged by the broker: {exc}") from exc
+                        partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in offsets))
+            return list(offsets), seconds
+        for tp, work in flight.works.items():
+            work.committed = flight.offsets[tp]
+        log.debug("checkpoint", partitions=len(offsets), state_records=flight.written,
+                  seconds=round(seconds, 4))
+        return [], seconds

@@ -35,6 +35,8 @@ from detector.telemetry import Telemetry
 log = structlog.get_logger("detector.service")
 
 BAD_RECORD_LOG_LINES = 100  # per stats interval: a flood of bad input must not flood the log
+# State records a checkpoint in flight sends per turn of the loop: about 30 ms of sending.
+CHECKPOINT_RECORDS_PER_TURN = 500
 
 
 @dataclass
@@ -158,8 +160,12 @@ class Daemon:
                 self.telemetry.observe_loop(self.consumer,
                                             {tp: w.engine for tp, w in self.parts.items()})
                 now = time.monotonic()
-                if now - last_commit >= interval:
-                    self.commit()
+                if self.checkpoint.in_flight:
+                    done = self.checkpoint.advance(CHECKPOINT_RECORDS_PER_TURN)
+                    if done is not None:
+                        self._committed(*done)
+                elif now - last_commit >= interval:
+                    self.checkpoint.start(self.parts)
                     last_commit = now
                 if now - last_stats >= self.settings.service.stats_interval_s:
                     self._log_stats(now - started)
@@ -168,33 +174,36 @@ class Daemon:
         finally:
             self._close(time.monotonic() - started, clean)
 
-    def commit(self, only: list[TopicPartition] | None = None) -> None:
-        """Checkpoint (all or `only` these partitions); drop the engines the group took."""
+    def commit(self) -> None:
+        """A whole checkpoint of every partition, now (after the one in flight, if any)."""
         assert self.checkpoint is not None
         started = time.monotonic()
-        parts = self.parts if only is None else {tp: self.parts[tp] for tp in only
-                                                  if tp in self.parts}
-        refused = self.checkpoint.commit(parts)
+        self._committed(self.checkpoint.commit(self.parts), time.monotonic() - started)
+
+    def _committed(self, refused: list[TopicPartition], seconds: float) -> None:
+        """After a checkpoint: drop the engines of partitions the group took meanwhile."""
         for tp in refused:
             self.parts.pop(tp, None)
         if not refused:
             self.telemetry.broker_answered()
-        self.telemetry.checkpoint_done(time.monotonic() - started)
+        self.telemetry.checkpoint_done(seconds)
 
     def adopt(self, assigned: set[TopicPartition]) -> None:
         """Take up a new assignment. Partitions that left are dropped: their new owner
         restores them as of the last checkpoint. A partition kept through the rebalance keeps
         its engine unless another member committed past it meanwhile; every other partition
         is restored from the changelog as of its committed offset."""
-        for tp in [tp for tp in self.parts if tp not in assigned]:
-            del self.parts[tp]
+        assert self.checkpoint is not None
+        gone = [tp for tp in self.parts if tp not in assigned]
         committed = {tp: self.consumer.committed(tp) or 0 for tp in assigned}
-        for tp, work in list(self.parts.items()):
-            if committed[tp] > work.position:
-                del self.parts[tp]
-            else:
-                self.consumer.seek(tp, work.position)  # the fetcher went back to the commit
-                self.telemetry.restored(tp.partition)
+        gone += [tp for tp, w in self.parts.items()
+                 if tp in assigned and committed[tp] > w.position]
+        self.checkpoint.forget(gone)
+        for tp in gone:
+            del self.parts[tp]
+        for tp, work in self.parts.items():
+            self.consumer.seek(tp, work.position)  # the fetcher went back to the commit
+            self.telemetry.restored(tp.partition)
         self.restore([tp for tp in assigned if tp not in self.parts], committed)
 
     def restore(self, fresh: list[TopicPartition], offsets: dict[TopicPartition, int]) -> None:

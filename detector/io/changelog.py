@@ -3,9 +3,10 @@
 Changelog partition p holds the state of input partition p: one record per stream (key
 `s/<stream id>`), a tombstone when a stream is evicted, and one record with the engine's shared
 state (key `e/engine`). Every record carries the header `source-offset`: the next input offset
-of partition p once that state was reached. Restore keeps, per key, the last record whose tag
-is at or below the group's committed offset: records written by a checkpoint whose offset
-commit never happened are ignored. Restore keeps the last value per key itself, so it is right
+of partition p once that state was reached. Restore keeps, per key, the record with the
+highest tag at or below the group's committed offset: records written by a checkpoint whose
+offset commit never happened are ignored, and so are late records of a member that lost the
+partition. Restore keeps the last value per key itself, so it is right
 whether or not the broker has compacted the topic yet.
 """
 
@@ -50,6 +51,8 @@ class PartitionState:
     engine: bytes | None = None
     streams: dict[str, bytes] = field(default_factory=dict)
     records_read: int = 0
+    engine_tag: int = -1
+    stream_tags: dict[str, int] = field(default_factory=dict)
 
 
 def ensure_changelog(k: KafkaSettings, partitions: int) -> None:
@@ -108,16 +111,23 @@ def read_state(k: KafkaSettings, committed: dict[int, int | None], *, timeout_s:
 
 
 def _apply(state: PartitionState, records: Iterable[Any], committed: int) -> None:
+    """Per key, the record with the highest tag at or below `committed` wins (the later one
+    of equal tags): a late record of a member that lost the partition carries an older tag
+    than the new owner's and cannot overwrite them."""
     for rec in records:
         state.records_read += 1
-        tag = dict(rec.headers or ()).get(OFFSET_HEADER)
-        if tag is None or int(tag) > committed:
-            continue  # written by a checkpoint whose commit did not happen
+        raw = dict(rec.headers or ()).get(OFFSET_HEADER)
+        if raw is None or int(raw) > committed:
+            continue  # not ours, or written by a checkpoint whose commit did not happen
+        tag = int(raw)
         if rec.key == ENGINE_KEY:
-            state.engine = rec.value
+            if tag >= state.engine_tag:
+                state.engine, state.engine_tag = rec.value, tag
         elif rec.key is not None and rec.key.startswith(STREAM_PREFIX):
             stream = rec.key[len(STREAM_PREFIX):].decode()
-            if rec.value is None:
-                state.streams.pop(stream, None)
-            else:
-                state.streams[stream] = rec.value
+            if tag >= state.stream_tags.get(stream, -1):
+                state.stream_tags[stream] = tag
+                if rec.value is None:
+                    state.streams.pop(stream, None)
+                else:
+                    state.streams[stream] = rec.value

@@ -86,7 +86,7 @@ def _assignors() -> list[Any]:
 def build_producer(k: KafkaSettings, **overrides: Any) -> KafkaProducer:
     try:
         options: dict[str, Any] = {"acks": "all", "enable_idempotence": True, "linger_ms": 5,
-                                   "compression_type": "gzip"}
+                                   "compression_type": "lz4"}
         return KafkaProducer(**client_config(k), **{**options, **overrides})
     except KafkaTimeoutError as exc:
         raise _unreachable(k, exc) from None

@@ -38,3 +38,13 @@ def test_a_stream_evicted_and_seen_again_is_restored_with_its_new_state() -> Non
     _apply(state, [record(stream_key("a"), b"old", 10), record(stream_key("a"), None, 20),
                    record(stream_key("a"), b"new", 30)], committed=30)
     assert state.streams == {"a": b"new"}
+
+
+def test_a_late_record_of_the_previous_owner_does_not_overwrite_the_new_owners() -> None:
+    state = PartitionState()
+    _apply(state, [record(stream_key("a"), b"new owner@500", 500),
+                   record(ENGINE_KEY, b"new owner@500", 500),
+                   record(stream_key("a"), b"old owner@400", 400),   # arrived late
+                   record(ENGINE_KEY, b"old owner@400", 400)], committed=500)
+    assert state.streams == {"a": b"new owner@500"}
+    assert state.engine == b"new owner@500"
