@@ -24,8 +24,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing
+import os
 import queue
 import resource
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -53,6 +56,7 @@ PROBE_STEPS_PER_S = 2.0     # per probe stream: 400 probe events/s in all
 LATENCY_LOAD_SHARE = 0.5    # of the measured throughput, while the probes run
 LOAD_MARGIN_S = 5.0         # the load runs this much longer than the probes' live steps
 CHILD_TIMEOUT_S = 1_800.0
+MEMBER_START_S = 4.0        # a `detector run` process imports torch before it joins
 COMMIT_POLL_S = 0.01
 
 
@@ -91,11 +95,13 @@ def run_throughput_bench(args: argparse.Namespace, settings: Settings) -> int:
         report["produced_events"] = load["events"]
         report["produce_events_per_s"] = load["events"] / load["seconds"]
         torch.set_num_threads(settings.model.threads)
+        report["processes"] = args.processes
         daemon = _TimedDaemon(bench)
-        with _running(daemon) as thread:
+        with _members(bench, args.processes - 1), _running(daemon) as thread:
             report.update(_throughput(daemon, thread, bench, load,
                                       steady_from=max(load["events"] // 2,
-                                                      args.streams * warmup)))
+                                                      args.streams * warmup),
+                                      alone=args.processes == 1))
             report.update(_latency(daemon, bench, spec, steps, args.latency_s,
                                    report["events_per_s_steady"] or report["events_per_s"]))
         report["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -116,6 +122,9 @@ def _check_args(args: argparse.Namespace, settings: Settings) -> None:
                             f"DETECTOR_MODEL_MAX_METRICS={settings.model.max_metrics}")
     if args.partitions < 1 or args.latency_s <= 0:
         raise SettingsError("--partitions and --latency-s must be positive")
+    if not 1 <= args.processes <= args.partitions:
+        raise SettingsError("--processes must be between 1 and --partitions (a member "
+                            "without a partition has nothing to do)")
 
 
 @contextlib.contextmanager
@@ -176,6 +185,37 @@ def _child_main(fn: Callable[..., dict], args: tuple, results: Any) -> None:
 
 
 @contextlib.contextmanager
+def _members(settings: Settings, n: int) -> Iterator[None]:
+    """`n` more daemons (`detector run` processes) in the bench daemon's group, started
+    before it so that all join the group together."""
+    k = settings.kafka
+    env = dict(os.environ)  # the caller's DETECTOR_* settings, as for the bench's daemon
+    env.update({"DETECTOR_KAFKA_BOOTSTRAP_SERVERS": k.bootstrap_servers,
+                "DETECTOR_KAFKA_INPUT_TOPIC": k.input_topic,
+                "DETECTOR_KAFKA_OUTPUT_TOPIC": k.output_topic,
+                "DETECTOR_KAFKA_DLQ_TOPIC": "", "DETECTOR_KAFKA_GROUP_ID": k.group_id,
+                "DETECTOR_KAFKA_SESSION_TIMEOUT_MS": str(k.session_timeout_ms),
+                "DETECTOR_KAFKA_HEARTBEAT_INTERVAL_MS": str(k.heartbeat_interval_ms),
+                "DETECTOR_SERVICE_METRICS_PORT": "0", "DETECTOR_LOG_LEVEL": "WARNING",
+                "DETECTOR_LOG_FORMAT": "json"})
+    procs = [subprocess.Popen([sys.executable, "-m", "detector", "run"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for _ in range(n)]
+    try:
+        time.sleep(MEMBER_START_S if procs else 0.0)  # imports; then they join with us
+        for proc in procs:
+            if proc.poll() is not None:
+                raise DetectorError(f"a bench member exited with {proc.returncode}: "
+                                    f"{proc.stderr.read().decode()[-500:] if proc.stderr else ''}")
+        yield
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=60)
+
+
+@contextlib.contextmanager
 def _running(daemon: _TimedDaemon) -> Iterator[threading.Thread]:
     failure: list[BaseException] = []
 
@@ -198,21 +238,24 @@ def _running(daemon: _TimedDaemon) -> Iterator[threading.Thread]:
 
 
 def _throughput(daemon: _TimedDaemon, thread: threading.Thread, settings: Settings,
-                load: dict, steady_from: int) -> dict:
+                load: dict, steady_from: int, alone: bool) -> dict:
+    """With other members in the group (`alone` False) the bench daemon scores only its
+    share: the rates then come from the broker's committed offsets alone."""
     total, ends = load["events"], {int(p): o for p, o in load["ends"].items()}
     with tqdm(total=total, unit="ev", desc="consume", unit_scale=True) as bar:
-        while daemon.counters.events < total:
+        while alone and daemon.counters.events < total:
             if not thread.is_alive():
                 raise DetectorError("the daemon stopped before consuming the load")
             time.sleep(0.2)
             bar.update(daemon.counters.events - bar.n)
-        bar.update(daemon.counters.events - bar.n)
-    done_at = _wait_committed(settings, ends)
+        done_at = _wait_committed(settings, ends)
+        bar.update(total - bar.n)
     first = daemon.first_batch_at or done_at
     return {
         "consumed_events": daemon.counters.events,
         "events_per_s": total / (done_at - first),
-        "events_per_s_steady": _steady_rate(daemon.done_after_batch, steady_from, total),
+        "events_per_s_steady": (_steady_rate(daemon.done_after_batch, steady_from, total)
+                                if alone else None),
         "events_per_s_incl_join": total / (done_at - daemon.started_at),
         "join_s": first - daemon.started_at,
         "consume_s": done_at - first,

@@ -144,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--metrics", type=int, default=4, help="metrics per stream (1-4)")
     tp.add_argument("--partitions", type=int, default=1, help="partitions of the input topic "
                     "(the daemon keeps one engine per partition)")
+    tp.add_argument("--processes", type=int, default=1, help="daemon processes in the group "
+                    "(the bench's own plus `detector run` processes; at most --partitions)")
     tp.add_argument("--latency-s", type=float, default=30.0, help="seconds the probes run")
     tp.add_argument("--seed", type=int, default=7, help="seed of the traffic")
     tp.add_argument("--json", type=Path, default=None, metavar="FILE",
