@@ -558,8 +558,8 @@ class Engine:
         a, model = self.arena.arrays, self.model
         valid32 = valid.astype(np.float32)
         x = torch.from_numpy(np.concatenate((obs.z * valid32, valid32, tf), axis=1))
-        h_all, c_all = self.arena.tensor("h"), self.arena.tensor("c")
-        s_t = torch.from_numpy(s_all)
+        h_all, c_all = a["h"], a["c"]
+        sizes = [hi - lo for lo, hi in bounds]
         outs = []
         with torch.inference_mode():
             context = torch.from_numpy(tf)
@@ -567,17 +567,20 @@ class Engine:
                 code = model.encode_window(*(torch.from_numpy(np.concatenate(parts))
                                              for parts in zip(*obs.windows, strict=True)))
                 context = torch.cat((code, context), dim=1)
-            for (lo, hi), (done, ready) in zip(bounds, obs.chunks, strict=True):
-                st = s_t[lo:hi]
-                out, h_all[st], c_all[st] = model.forecast_and_step(
-                    h_all[st], c_all[st], x[lo:hi], context[lo:hi])
+            for (lo, hi), xw, cw, (done, ready) in zip(bounds, x.split(sizes),
+                                                       context.split(sizes), obs.chunks,
+                                                       strict=True):
+                s = s_all[lo:hi]
+                out, h, c = model.forecast_and_step(torch.from_numpy(h_all[s]),
+                                                    torch.from_numpy(c_all[s]), xw, cw)
+                h_all[s], c_all[s] = h.numpy(), c.numpy()
                 outs.append(out)
                 for j, sample in ready:
-                    slot = s_all[lo + j]
+                    slot = s[j]
                     self._pending.append((int(seqs[lo + j]), {
                         "h0": a["h0"][slot].copy(), "c0": a["c0"][slot].copy(), **sample}))
                 if done.size:
-                    a["h0"][done], a["c0"][done] = a["h"][done], a["c"][done]
+                    a["h0"][done], a["c0"][done] = h_all[done], c_all[done]
             forecast = torch.cat(outs) + torch.from_numpy(obs.last)
         return forecast.numpy().astype(np.float64)
 
