@@ -60,7 +60,7 @@ def score(worst_square: np.ndarray, n_valid: np.ndarray, history: np.ndarray) ->
     habitual = seen >= HABIT_COUNT
     log_q = np.where(habitual, np.maximum(log_q, np.log(np.maximum(seen, 1e-300) / total)),
                      log_q)
-    s = np.minimum(np.maximum(np.minimum(log_q, 0.0) / LOG_Q_FULL, 0.0), 1.0)
+    s = np.clip(np.minimum(log_q, 0.0) / LOG_Q_FULL, 0.0, 1.0)  # keeps -0.0 (a score of 0)
     return np.where(n_valid > 0, s, 0.0)
 
 

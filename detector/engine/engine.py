@@ -502,6 +502,7 @@ class Engine:
                         seen=np.empty(n, np.int64), outside=np.zeros(n, bool))
         valid32 = valid.astype(np.float32)
         spatial, seasonal = cfg.spatial_margin > 0, cfg.seasonal_buckets > 0
+        buckets = self._bucket(ts) if seasonal else ts
         for lo, hi in bounds:
             s, v, yw = s_all[lo:hi], valid[lo:hi], y[lo:hi]
             mean, var, count = a["norm_mean"][s], a["norm_var"][s], a["norm_count"][s]
@@ -513,7 +514,7 @@ class Engine:
             last_y = a["last_y"][s]
             last_z = normalizer.normalise(last_y, mask & (count > 0), mean, unit, count)
             if seasonal:
-                prior = self._seasonal_step(s, ts[lo:hi], mask, unit)
+                prior = self._seasonal_step(s, buckets[lo:hi], mask, unit)
                 last_z = last_z + prior
             obs.z[lo:hi], obs.last[lo:hi], obs.mean[lo:hi], obs.unit[lo:hi] = (
                 z, last_z, mean, unit)
@@ -523,7 +524,7 @@ class Engine:
             if spatial:
                 obs.outside[lo:hi] = self._outside_range(s, x[lo:hi], v)
             if seasonal:
-                self._learn_seasonal_step(s, ts[lo:hi], yw, v & (count > 0))
+                self._learn_seasonal_step(s, buckets[lo:hi], yw, v & (count > 0))
             nm, nv, nc = normalizer.update(yw, v, mean, var, count, cfg.normalizer_halflife)
             a["norm_mean"][s], a["norm_var"][s], a["norm_count"][s] = nm, nv, nc
             a["last_y"][s] = np.where(v, yw, last_y)
@@ -627,17 +628,18 @@ class Engine:
         return np.minimum((np.mod(ts, SECONDS_PER_DAY) / SECONDS_PER_DAY * n).astype(np.int64),
                           n - 1)
 
-    def _seasonal_step(self, s: np.ndarray, ts: np.ndarray, mask: np.ndarray,
+    def _seasonal_step(self, s: np.ndarray, b: np.ndarray, mask: np.ndarray,
                        unit: np.ndarray) -> np.ndarray:
-        """Expected step at this time of day, in today's z units (0 without history)."""
-        a, b = self.arena.arrays, self._bucket(ts)
+        """Expected step at time-of-day bucket b, in today's z units (0 without history)."""
+        a = self.arena.arrays
         known = (a["season_n"][s, b] >= SEASON_MIN_SEEN)[:, None] & mask
         return np.where(known, a["season"][s, b] / unit, 0.0)
 
-    def _learn_seasonal_step(self, s: np.ndarray, ts: np.ndarray, y: np.ndarray,
+    def _learn_seasonal_step(self, s: np.ndarray, b: np.ndarray, y: np.ndarray,
                              valid: np.ndarray) -> None:
-        """Fold this event's step (from the stream's previous value) into its time of day."""
-        a, b = self.arena.arrays, self._bucket(ts)
+        """Fold this event's step (from the stream's previous value) into its time-of-day
+        bucket b."""
+        a = self.arena.arrays
         seen_before = valid  # only metrics with a previous value to step from
         step = y - a["last_y"][s]
         n = a["season_n"][s, b] + 1.0

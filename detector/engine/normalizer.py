@@ -39,8 +39,7 @@ def normalise(y: np.ndarray, valid: np.ndarray, mean: np.ndarray, unit: np.ndarr
               count: np.ndarray) -> np.ndarray:
     """z-scores of compressed values y [B, D], `unit` = scale(mean, var); 0 where invalid or
     never seen."""
-    z = np.minimum(np.maximum((y - mean) / unit, -Z_CLIP), Z_CLIP)
-    return np.where(valid & (count > 0), z, 0.0)
+    return np.where(valid & (count > 0), np.clip((y - mean) / unit, -Z_CLIP, Z_CLIP), 0.0)
 
 
 def denormalise(z: np.ndarray, mean: np.ndarray, unit: np.ndarray) -> np.ndarray:
