@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 LOG_Q_FULL = float(np.log(1e-10))
+FLOAT_MAX = float(np.finfo(np.float64).max)
 WINSOR = 16.0        # residuals enter the variance clipped at 4 sigma, so one spike
                      # does not blind the stream for a half-life
 HABIT_COUNT = 3.0    # surprises at least this large seen this often are the stream's habit
@@ -48,23 +49,25 @@ def score(worst_square: np.ndarray, n_valid: np.ndarray, history: np.ndarray) ->
     surprises this large have happened repeatedly before: a daily step the model has not
     learnt yet is then recognised as the stream's habit, not an anomaly.
     """
-    x = np.nan_to_num(worst_square, nan=0.0)
+    # NaN (no valid metric) counts as 0, infinity as the largest float (as np.nan_to_num)
+    x = np.minimum(worst_square, FLOAT_MAX)
+    x = np.where(np.isnan(x), 0.0, x)
     log_q = np.log(2.0 * np.maximum(n_valid, 1)) + log_upper_tail(np.sqrt(x))
     # counts of past surprises in bins >= each bin
     at_least = np.cumsum(history[:, ::-1].astype(np.float64), axis=1)[:, ::-1]
-    seen = np.take_along_axis(at_least, surprise_bin(x)[:, None], axis=1)[:, 0]
+    seen = at_least[np.arange(x.size), surprise_bin(x)]
     total = np.maximum(at_least[:, 0], 1.0)
     habitual = seen >= HABIT_COUNT
     log_q = np.where(habitual, np.maximum(log_q, np.log(np.maximum(seen, 1e-300) / total)),
                      log_q)
-    s = np.clip(np.minimum(log_q, 0.0) / LOG_Q_FULL, 0.0, 1.0)
+    s = np.clip(np.minimum(log_q, 0.0) / LOG_Q_FULL, 0.0, 1.0)  # keeps -0.0 (a score of 0)
     return np.where(n_valid > 0, s, 0.0)
 
 
 def surprise_bin(worst_square: np.ndarray) -> np.ndarray:
     """Histogram bin of a squared surprise: factor-2 bins from 2^-8 to 2^31."""
     logs = np.log2(np.maximum(worst_square, 2.0 ** -9))
-    return np.clip(np.floor(logs).astype(np.int64) + 8, 0, N_BINS - 1)
+    return np.minimum(np.maximum(np.floor(logs).astype(np.int64) + 8, 0), N_BINS - 1)
 
 
 def remember(history: np.ndarray, worst_square: np.ndarray, learn: np.ndarray,

@@ -12,6 +12,7 @@ events, never on how they were cut into batches:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -153,6 +154,24 @@ def time_features(ts: np.ndarray) -> np.ndarray:
                      np.sin(tau * week), np.cos(tau * week)), axis=1).astype(np.float32)
 
 
+@dataclass
+class _Observed:
+    """What the first pass over a segment hands on, one row per event: z (float32), the
+    persistence prior `last`, the normaliser's mean and unit before the event, events seen
+    before it, the spatial verdict; per wave, the encoder's window inputs and the windows
+    completed ((slots, [(row in wave, window arrays)]))."""
+
+    z: np.ndarray
+    last: np.ndarray
+    mean: np.ndarray
+    unit: np.ndarray
+    seen: np.ndarray
+    outside: np.ndarray
+    windows: list[list[np.ndarray]] = field(default_factory=list)
+    chunks: list[tuple[np.ndarray, list[tuple[int, dict[str, np.ndarray]]]]] = field(
+        default_factory=list)
+
+
 class Engine:
     """One shard of streams: arena + model + online trainer."""
 
@@ -205,9 +224,8 @@ class Engine:
         seq0 = self.events_processed
         seg_sorted = segment[order]
         for seg_idx in np.split(order, np.flatnonzero(np.diff(seg_sorted)) + 1):
-            waves = wave[seg_idx]
-            for group in np.split(seg_idx, np.flatnonzero(np.diff(waves)) + 1):
-                self._step_wave(group, slots[group], ts_all[group], seq0, result)
+            groups = np.split(seg_idx, np.flatnonzero(np.diff(wave[seg_idx])) + 1)
+            self._step_segment(groups, slots, ts_all, seq0, result)
             # The plan cut this segment exactly where train_batch windows became ready.
             if len(self._pending) >= self.config.train_batch:
                 self._train_step()
@@ -442,121 +460,186 @@ class Engine:
         self.evicted.append(stream)
         return True
 
-    # -- one vectorised step -------------------------------------------------------------
+    # -- one segment of waves ------------------------------------------------------------
 
-    def _step_wave(self, idx: np.ndarray, s: np.ndarray, ts: np.ndarray, seq0: int,
-                   result: BatchResult) -> None:
-        cfg, a = self.config, self.arena.arrays
-        k = cfg.window
-        mask = a["metric_mask"][s] > 0
-        y = normalizer.compress(result.actual[idx], cfg.log_transform)
-        valid = mask & ~np.isnan(y)
+    def _step_segment(self, groups: list[np.ndarray], slots: np.ndarray, ts_all: np.ndarray,
+                      seq0: int, result: BatchResult) -> None:
+        """Step the waves of one segment (the weights are fixed within it) in three passes:
+        the normaliser, ranges and windows (which depend on the data alone), the model, then
+        calibration and alert policy. A pass walks the waves in order where state carries
+        from one wave to the next and works on the whole segment at once where it does not;
+        every event goes through the operations of a wave-by-wave step, bit for bit."""
+        cfg = self.config
+        rows = np.concatenate(groups)
+        s_all = slots[rows]
+        offsets = np.cumsum([0] + [g.size for g in groups]).tolist()
+        bounds = list(itertools.pairwise(offsets))
+        x = result.actual[rows]
+        y = normalizer.compress(x, cfg.log_transform)
+        valid = (self.arena.arrays["metric_mask"][s_all] > 0) & ~np.isnan(y)
         y = np.where(valid, y, 0.0)
-        mean, var, count = a["norm_mean"][s], a["norm_var"][s], a["norm_count"][s]
-        z = normalizer.normalise(y, valid, mean, var, count).astype(np.float32)
-        valid32 = valid.astype(np.float32)
+        ts = ts_all[rows]
         tf = time_features(ts)
-        s_t = torch.from_numpy(s)
-        h_all, c_all = self.arena.tensor("h"), self.arena.tensor("c")
-        with torch.inference_mode():
-            h, c = h_all[s_t], c_all[s_t]
-            tf_t = torch.from_numpy(tf)
+        obs = self._observe(bounds, s_all, ts, x, y, valid, tf)
+        forecast = self._forecast(bounds, s_all, rows + seq0, obs, valid, tf)
+        residual = np.where(valid, obs.z - forecast, 0.0)
+        n_valid = valid.sum(axis=1)
+        result.error[rows] = np.where(n_valid > 0, (residual * residual).sum(axis=1)
+                                      / np.maximum(n_valid, 1), np.nan)
+        result.expected[rows] = normalizer.decompress(
+            normalizer.denormalise(forecast, obs.mean, obs.unit), cfg.log_transform)
+        self._calibrate(bounds, s_all, rows, obs, residual, valid, n_valid, result)
+
+    def _observe(self, bounds: list[tuple[int, int]], s_all: np.ndarray, ts: np.ndarray,
+                 x: np.ndarray, y: np.ndarray, valid: np.ndarray, tf: np.ndarray
+                 ) -> _Observed:
+        """Pass 1, wave by wave: normalise each event against its stream's statistics, then
+        take it into the statistics, ranges, seasonal steps and windows."""
+        cfg, a = self.config, self.arena.arrays
+        k, n, d = cfg.window, s_all.size, cfg.max_metrics
+        obs = _Observed(z=np.empty((n, d), np.float32), last=np.empty((n, d), np.float32),
+                        mean=np.empty((n, d)), unit=np.empty((n, d)),
+                        seen=np.empty(n, np.int64), outside=np.zeros(n, bool))
+        valid32 = valid.astype(np.float32)
+        spatial, seasonal = cfg.spatial_margin > 0, cfg.seasonal_buckets > 0
+        buckets = self._bucket(ts) if seasonal else ts
+        for lo, hi in bounds:
+            s, v, yw = s_all[lo:hi], valid[lo:hi], y[lo:hi]
+            mean, var, count = a["norm_mean"][s], a["norm_var"][s], a["norm_count"][s]
+            unit = normalizer.scale(mean, var)
+            z = normalizer.normalise(yw, v, mean, unit, count).astype(np.float32)
             # Persistence prior in today's scale: the stored window was normalised with the
             # statistics of its own time, which drift fast while a stream is young.
-            last_z = normalizer.normalise(a["last_y"][s], mask & (count > 0), mean, var, count)
-            prior = self._seasonal_step(s, ts, mask, mean, var)
-            last = torch.from_numpy((last_z + prior).astype(np.float32))
-            code = None
-            if cfg.bidirectional:
-                code = self.model.encode_window(
-                    *(torch.from_numpy(a[name][s][:, k:])
-                      for name in ("hist", "hist_valid", "hist_time")))
-            forecast = self.model.decode(h, tf_t, last, code)[:, -1].numpy().astype(np.float64)
-            z_t, v_t = torch.from_numpy(z), torch.from_numpy(valid32)
-            h_new, c_new = self.model.step(z_t, v_t, tf_t, h, c)
-            h_all[s_t], c_all[s_t] = h_new, c_new
+            mask = a["metric_mask"][s] > 0
+            last_y = a["last_y"][s]
+            last_z = normalizer.normalise(last_y, mask & (count > 0), mean, unit, count)
+            if seasonal:
+                prior = self._seasonal_step(s, buckets[lo:hi], mask, unit)
+                last_z = last_z + prior
+            obs.z[lo:hi], obs.last[lo:hi], obs.mean[lo:hi], obs.unit[lo:hi] = (
+                z, last_z, mean, unit)
+            if cfg.bidirectional:  # the window the encoder reads: the last K inputs seen
+                obs.windows.append([a[name][s, k:] for name in
+                                    ("hist", "hist_valid", "hist_time")])
+            if spatial:
+                obs.outside[lo:hi] = self._outside_range(s, x[lo:hi], v)
+            if seasonal:
+                self._learn_seasonal_step(s, buckets[lo:hi], yw, v & (count > 0))
+            nm, nv, nc = normalizer.update(yw, v, mean, var, count, cfg.normalizer_halflife)
+            a["norm_mean"][s], a["norm_var"][s], a["norm_count"][s] = nm, nv, nc
+            a["last_y"][s] = np.where(v, yw, last_y)
+            new = [("hist", z), ("hist_valid", valid32[lo:hi]), ("hist_time", tf[lo:hi])]
+            if seasonal:  # without seasons the prior stays 0
+                new.append(("hist_prior", prior.astype(np.float32)))
+            for name, value in new:
+                arr = a[name]
+                arr[s, :-1] = arr[s, 1:]
+                arr[s, -1] = value
+            seen = a["events_seen"][s]
+            obs.seen[lo:hi] = seen
+            seen = seen + 1
+            a["events_seen"][s] = seen
+            pos = a["chunk_pos"][s] + 1
+            done = pos == k
+            a["chunk_pos"][s] = np.where(done, 0, pos)
+            # A window completed: training takes it as it stands now, with the state at its
+            # start, which the model pass adds.
+            ready = np.flatnonzero(done & (seen >= 2 * k)) if cfg.learn else []
+            obs.chunks.append((s[done], [
+                (int(j), {name: a[name][s[j]].copy() for name in
+                          ("hist", "hist_valid", "hist_time", "hist_prior")})
+                for j in ready]))
+        return obs
 
-        residual = np.where(valid, z - forecast, 0.0)
-        n_valid = valid.sum(axis=1)
-        error = np.where(n_valid > 0, (residual * residual).sum(axis=1)
-                         / np.maximum(n_valid, 1), np.nan)
-        result.error[idx] = error
-        result.expected[idx] = normalizer.decompress(
-            normalizer.denormalise(forecast, mean, var), cfg.log_transform)
+    def _forecast(self, bounds: list[tuple[int, int]], s_all: np.ndarray, seqs: np.ndarray,
+                  obs: _Observed, valid: np.ndarray, tf: np.ndarray) -> np.ndarray:
+        """Pass 2, wave by wave: each event's forecast from its stream's carried state, then
+        the state steps over the event. The bidirectional window codes of the whole segment
+        are one call (the encoder's rows do not depend on each other)."""
+        a, model = self.arena.arrays, self.model
+        valid32 = valid.astype(np.float32)
+        x = torch.from_numpy(np.concatenate((obs.z * valid32, valid32, tf), axis=1))
+        h_all, c_all = a["h"], a["c"]
+        sizes = [hi - lo for lo, hi in bounds]
+        outs = []
+        with torch.inference_mode():
+            context = torch.from_numpy(tf)
+            if self.config.bidirectional:
+                code = model.encode_window(*(torch.from_numpy(np.concatenate(parts))
+                                             for parts in zip(*obs.windows, strict=True)))
+                context = torch.cat((code, context), dim=1)
+            for (lo, hi), xw, cw, (done, ready) in zip(bounds, x.split(sizes),
+                                                       context.split(sizes), obs.chunks,
+                                                       strict=True):
+                s = s_all[lo:hi]
+                out, h, c = model.forecast_and_step(torch.from_numpy(h_all[s]),
+                                                    torch.from_numpy(c_all[s]), xw, cw)
+                h_all[s], c_all[s] = h.numpy(), c.numpy()
+                outs.append(out)
+                for j, sample in ready:
+                    slot = s[j]
+                    self._pending.append((int(seqs[lo + j]), {
+                        "h0": a["h0"][slot].copy(), "c0": a["c0"][slot].copy(), **sample}))
+                if done.size:
+                    a["h0"][done], a["c0"][done] = h_all[done], c_all[done]
+            forecast = torch.cat(outs) + torch.from_numpy(obs.last)
+        return forecast.numpy().astype(np.float64)
 
-        seen = a["events_seen"][s]
-        warming = seen < cfg.warmup_events
-        unit = normalizer.scale(mean, var)
-        residual_y = residual * unit
-        min_var = normalizer.resolution(mean) ** 2
-        res_var, res_count = a["res_var"][s], a["res_count"][s]
-        worst = calibrator.surprise(residual_y, valid, res_var, min_var)
-        history = a["surprise_hist"][s]
-        score = calibrator.score(worst, n_valid, history)
-        if cfg.spatial_margin > 0:
-            score = np.where(self._outside_range(s, result.actual[idx], valid), 1.0, score)
-        score = np.where(warming, 0.0, score)
+    def _calibrate(self, bounds: list[tuple[int, int]], s_all: np.ndarray, rows: np.ndarray,
+                   obs: _Observed, residual: np.ndarray, valid: np.ndarray,
+                   n_valid: np.ndarray, result: BatchResult) -> None:
+        """Pass 3, wave by wave: calibrated score, calibration update, alert decision."""
+        cfg, a = self.config, self.arena.arrays
+        n, halflife = s_all.size, cfg.calibration_halflife
+        warming = obs.seen < cfg.warmup_events
         # The first events are normalised against a handful of values and forecast from an
         # empty state; their residuals say nothing about the stream, so the calibration
         # history starts halfway through the warm-up.
-        learn = seen >= max(2 * k, cfg.warmup_events // 2)
-        rv2, rc2 = calibrator.update(residual_y, valid, res_var, res_count, min_var, unit ** 2,
-                                     cfg.calibration_halflife)
-        a["res_var"][s] = np.where(learn[:, None], rv2, res_var)
-        a["res_count"][s] = np.where(learn, rc2, res_count)
-        a["surprise_hist"][s] = calibrator.remember(history, worst, learn,
-                                                    cfg.calibration_halflife)
-
-        published, alert, peak, age = policy.decide(
-            score, a["threshold"][s], a["peak"][s], a["peak_age"][s], warming, cfg.cooldown_events)
-        a["peak"][s], a["peak_age"][s] = peak, age
-        result.score[idx], result.raw_score[idx], result.alert[idx] = published, score, alert
-        result.threshold[idx], result.warming[idx] = a["threshold"][s], warming
-
-        if cfg.seasonal_buckets:
-            self._learn_seasonal_step(s, ts, y, valid & (count > 0))
-        nm, nv, nc = normalizer.update(y, valid, mean, var, count, cfg.normalizer_halflife)
-        a["norm_mean"][s], a["norm_var"][s], a["norm_count"][s] = nm, nv, nc
-        a["last_y"][s] = np.where(valid, y, a["last_y"][s])
-        for name, new in (("hist", z), ("hist_valid", valid32), ("hist_time", tf),
-                          ("hist_prior", prior.astype(np.float32))):
-            arr = a[name]
-            arr[s] = np.concatenate((arr[s][:, 1:], new[:, None]), axis=1)
-
-        seen = seen + 1
-        a["events_seen"][s] = seen
-        pos = a["chunk_pos"][s] + 1
-        done = pos == k
-        a["chunk_pos"][s] = np.where(done, 0, pos)
-        if done.any():
-            ds = s[done]
-            if cfg.learn:
-                ready = seen[done] >= 2 * k
-                for j, slot in zip(np.flatnonzero(done)[ready], ds[ready], strict=True):
-                    self._pending.append((seq0 + int(idx[j]), {
-                        name: a[name][slot].copy()
-                        for name in ("h0", "c0", "hist", "hist_valid", "hist_time",
-                                     "hist_prior")}))
-            a["h0"][ds], a["c0"][ds] = a["h"][ds], a["c"][ds]
+        learn = obs.seen >= max(2 * cfg.window, cfg.warmup_events // 2)
+        residual_y = residual * obs.unit
+        min_var = normalizer.resolution(obs.mean) ** 2
+        prior_var = obs.unit ** 2
+        thresholds = a["threshold"][s_all]
+        raw, published, alert = np.empty(n), np.empty(n), np.empty(n, bool)
+        for lo, hi in bounds:
+            s, r, v, mv, lw, warm = (s_all[lo:hi], residual_y[lo:hi], valid[lo:hi],
+                                     min_var[lo:hi], learn[lo:hi], warming[lo:hi])
+            res_var, res_count = a["res_var"][s], a["res_count"][s]
+            worst = calibrator.surprise(r, v, res_var, mv)
+            history = a["surprise_hist"][s]
+            score = calibrator.score(worst, n_valid[lo:hi], history)
+            if cfg.spatial_margin > 0:
+                score = np.where(obs.outside[lo:hi], 1.0, score)
+            score = np.where(warm, 0.0, score)
+            rv2, rc2 = calibrator.update(r, v, res_var, res_count, mv, prior_var[lo:hi],
+                                         halflife)
+            a["res_var"][s] = np.where(lw[:, None], rv2, res_var)
+            a["res_count"][s] = np.where(lw, rc2, res_count)
+            a["surprise_hist"][s] = calibrator.remember(history, worst, lw, halflife)
+            raw[lo:hi] = score
+            published[lo:hi], alert[lo:hi], a["peak"][s], a["peak_age"][s] = policy.decide(
+                score, thresholds[lo:hi], a["peak"][s], a["peak_age"][s], warm,
+                cfg.cooldown_events)
+        result.score[rows], result.raw_score[rows], result.alert[rows] = published, raw, alert
+        result.threshold[rows], result.warming[rows] = thresholds, warming
 
     def _bucket(self, ts: np.ndarray) -> np.ndarray:
         n = self.config.seasonal_buckets
         return np.minimum((np.mod(ts, SECONDS_PER_DAY) / SECONDS_PER_DAY * n).astype(np.int64),
                           n - 1)
 
-    def _seasonal_step(self, s: np.ndarray, ts: np.ndarray, mask: np.ndarray,
-                       mean: np.ndarray, var: np.ndarray) -> np.ndarray:
-        """Expected step at this time of day, in today's z units (0 without history)."""
-        if not self.config.seasonal_buckets:
-            return np.zeros(mask.shape)
-        a, b = self.arena.arrays, self._bucket(ts)
+    def _seasonal_step(self, s: np.ndarray, b: np.ndarray, mask: np.ndarray,
+                       unit: np.ndarray) -> np.ndarray:
+        """Expected step at time-of-day bucket b, in today's z units (0 without history)."""
+        a = self.arena.arrays
         known = (a["season_n"][s, b] >= SEASON_MIN_SEEN)[:, None] & mask
-        return np.where(known, a["season"][s, b] / normalizer.scale(mean, var), 0.0)
+        return np.where(known, a["season"][s, b] / unit, 0.0)
 
-    def _learn_seasonal_step(self, s: np.ndarray, ts: np.ndarray, y: np.ndarray,
+    def _learn_seasonal_step(self, s: np.ndarray, b: np.ndarray, y: np.ndarray,
                              valid: np.ndarray) -> None:
-        """Fold this event's step (from the stream's previous value) into its time of day."""
-        a, b = self.arena.arrays, self._bucket(ts)
+        """Fold this event's step (from the stream's previous value) into its time-of-day
+        bucket b."""
+        a = self.arena.arrays
         seen_before = valid  # only metrics with a previous value to step from
         step = y - a["last_y"][s]
         n = a["season_n"][s, b] + 1.0

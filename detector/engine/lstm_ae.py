@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 class LstmAutoencoder(nn.Module):
@@ -53,6 +54,21 @@ class LstmAutoencoder(nn.Module):
         parts = (h, time) if code is None else (h, code, time)
         out = self.decoder(torch.cat(parts, dim=1)).view(-1, self.window, self.n_metrics)
         return torch.cat((out[:, :-1], out[:, -1:] + last[:, None]), dim=1)
+
+    def forecast_and_step(self, h: torch.Tensor, c: torch.Tensor, x: torch.Tensor,
+                          context: torch.Tensor
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(newest row of `decode` before `last` is added, h', c') for one event per row:
+        `context` is cat(code, time) or time, `x` the cell input cat(z * valid, valid, time).
+        Bitwise the same as `decode` and `step`, calling their kernels directly: a wave of
+        one stream pays the call overhead per event."""
+        first, second = self.decoder[0], self.decoder[2]
+        hidden = torch.tanh(F.linear(torch.cat((h, context), dim=1), first.weight, first.bias))
+        out = F.linear(hidden, second.weight, second.bias)[:, -self.n_metrics:]
+        cell = self.cell
+        h2, c2 = torch.lstm_cell(x, (h, c), cell.weight_ih, cell.weight_hh, cell.bias_ih,
+                                 cell.bias_hh)
+        return out, h2, c2
 
     def window_loss(self, h0: torch.Tensor, c0: torch.Tensor, hist: torch.Tensor,
                     hist_valid: torch.Tensor, hist_time: torch.Tensor,

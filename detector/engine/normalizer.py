@@ -35,16 +35,15 @@ def scale(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(var, 0.0)) + resolution(mean)
 
 
-def normalise(y: np.ndarray, valid: np.ndarray, mean: np.ndarray, var: np.ndarray,
+def normalise(y: np.ndarray, valid: np.ndarray, mean: np.ndarray, unit: np.ndarray,
               count: np.ndarray) -> np.ndarray:
-    """z-scores of compressed values y [B, D]; 0 where invalid or never seen."""
-    z = (y - mean) / scale(mean, var)
-    seen = valid & (count > 0)
-    return np.where(seen, np.clip(z, -Z_CLIP, Z_CLIP), 0.0)
+    """z-scores of compressed values y [B, D], `unit` = scale(mean, var); 0 where invalid or
+    never seen."""
+    return np.where(valid & (count > 0), np.clip((y - mean) / unit, -Z_CLIP, Z_CLIP), 0.0)
 
 
-def denormalise(z: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
-    return mean + z * scale(mean, var)
+def denormalise(z: np.ndarray, mean: np.ndarray, unit: np.ndarray) -> np.ndarray:
+    return mean + z * unit
 
 
 def update(y: np.ndarray, valid: np.ndarray, mean: np.ndarray, var: np.ndarray,
