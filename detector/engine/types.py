@@ -1,0 +1,108 @@
+"""What goes into and comes out of the engine: events, configuration, results, state."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    stream: str
+    ts: float  # epoch seconds
+    metrics: Mapping[str, float]  # NaN = value missing (scored, not learned from)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    hidden_size: int = 32
+    window: int = 8
+    max_metrics: int = 8
+    learning_rate: float = 3e-3
+    train_batch: int = 16
+    learn: bool = True
+    log_transform: bool = True
+    normalizer_halflife: float = 500.0
+    calibration_halflife: float = 2_000.0
+    warmup_events: int = 64
+    cooldown_events: int = 30
+    spatial_margin: float = 0.0
+    spatial_halflife: float = 16.0
+    threshold: float = 0.7
+    critical_threshold: float = 0.9
+    threshold_overrides: Mapping[str, float] = field(default_factory=dict)
+    max_streams: int = 100_000
+    admission_burst: int = 0          # new streams admitted back to back; 0 = max_streams
+    admission_rate: float = 0.1       # new streams admitted per event after the burst
+    initial_capacity: int = 1_024
+    seed: int = 0
+    model_path: str = ""
+    bidirectional: bool = False
+    seasonal_buckets: int = 0
+
+    @property
+    def shape(self) -> dict[str, int]:
+        return {"hidden_size": self.hidden_size, "window": self.window,
+                "max_metrics": self.max_metrics, "bidirectional": int(self.bidirectional)}
+
+    @classmethod
+    def from_settings(cls, settings: object) -> EngineConfig:
+        m, a, s = settings.model, settings.alert, settings.state  # type: ignore[attr-defined]
+        return cls(
+            hidden_size=m.hidden_size, window=m.window, max_metrics=m.max_metrics,
+            learning_rate=m.learning_rate, train_batch=m.train_batch, learn=m.learn,
+            log_transform=m.log_transform, normalizer_halflife=m.normalizer_halflife,
+            calibration_halflife=a.calibration_halflife, warmup_events=a.warmup_events,
+            cooldown_events=a.cooldown_events, spatial_margin=a.spatial_margin,
+            spatial_halflife=a.spatial_halflife, threshold=a.threshold,
+            critical_threshold=a.critical_threshold, threshold_overrides=dict(a.overrides),
+            max_streams=s.max_streams, admission_burst=s.admission_burst,
+            admission_rate=s.admission_rate, initial_capacity=s.initial_capacity, seed=m.seed,
+            model_path=m.path, bidirectional=m.bidirectional,
+            seasonal_buckets=m.seasonal_buckets)
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """One stream's whole state: what a checkpoint stores under the stream's key."""
+
+    stream: str
+    metric_names: tuple[str, ...]
+    row: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class SharedState:
+    """An engine's state that is not per stream: arrays (weights, optimiser moments, pending
+    training windows) and scalar counters."""
+
+    arrays: dict[str, np.ndarray]
+    meta: dict[str, float | int | str]
+
+
+@dataclass
+class BatchResult:
+    """Per-event outcome, aligned with the input batch. Rejected events have a reason."""
+
+    rejected: list[str | None]
+    score: np.ndarray      # published score: 0 while refractory after a higher one
+    raw_score: np.ndarray  # calibrated score before the refractory rule
+    error: np.ndarray
+    alert: np.ndarray
+    threshold: np.ndarray
+    warming: np.ndarray
+    expected: np.ndarray  # [n, max_metrics] forecast in the metric's own units
+    actual: np.ndarray    # [n, max_metrics]
+    metric_names: list[tuple[str, ...]]
+
+    def __len__(self) -> int:
+        return len(self.rejected)
+
+    def explanation(self, i: int) -> tuple[dict[str, float], dict[str, float]]:
+        """(expected, actual) per metric for event i."""
+        names = self.metric_names[i]
+        expected = {n: float(self.expected[i, j]) for j, n in enumerate(names)}
+        actual = {n: float(self.actual[i, j]) for j, n in enumerate(names)}
+        return expected, actual
