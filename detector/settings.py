@@ -56,6 +56,11 @@ class KafkaSettings(_Section):
                                       "before the member is considered dead.")
     poll_timeout_ms: int = Field(500, ge=1, le=60_000, description="How long one poll waits "
                                  "for records.")
+    fetch_max_wait_ms: int = Field(500, ge=0, le=60_000, description="How long the broker may "
+                                   "hold a fetch for more data. Apache Kafka answers as soon "
+                                   "as a record arrives; a broker that holds the fetch to the "
+                                   "end adds up to this much to the event-to-alert latency "
+                                   "when the daemon keeps up.")
     request_timeout_ms: int = Field(30_000, ge=1_000, description="Client request timeout.")
     connect_timeout_ms: int = Field(30_000, ge=100, le=600_000, description="How long to try "
                                     "reaching the cluster at start-up before giving up (exit 2).")

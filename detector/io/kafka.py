@@ -64,6 +64,7 @@ def build_consumer(k: KafkaSettings, *, group_id: str | None = None) -> KafkaCon
             heartbeat_interval_ms=k.heartbeat_interval_ms,
             max_poll_records=k.max_poll_records,
             max_poll_interval_ms=k.max_poll_interval_ms,
+            fetch_max_wait_ms=k.fetch_max_wait_ms,
             # The classic protocol: KIP-848 groups are not supported everywhere yet.
             partition_assignment_strategy=_assignors(),
             group_instance_id=k.group_instance_id or None,
