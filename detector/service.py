@@ -226,8 +226,11 @@ class Daemon:
                 try:
                     engine.restore(decode_shared(state.engine, self.engine_config.shape),
                                    [decode_stream(v, layout) for v in state.streams.values()])
-                except ValueError as exc:
-                    log.warning("state_not_restored", partition=_name(tp), reason=str(exc))
+                except (ValueError, KeyError, TypeError) as exc:
+                    # Unreadable state must not crash-loop the daemon: the partition starts
+                    # afresh from its committed offset, loudly.
+                    log.warning("state_not_restored", partition=_name(tp),
+                                reason=f"{type(exc).__name__}: {exc}")
                     engine = Engine(self.engine_config)
             offset = committed[tp.partition]
             self.parts[tp] = PartitionWork(engine, offset, offset)

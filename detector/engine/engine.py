@@ -171,7 +171,10 @@ class Engine:
             for name, value in sample.items():
                 arrays[f"pending/{j}/{name}"] = value
         meta = {"events_processed": self.events_processed, "train_steps": self.train_steps,
-                "last_train_loss": self.last_train_loss, "tokens": self._tokens,
+                # JSON has no NaN: an engine that has not trained yet stores None.
+                "last_train_loss": (self.last_train_loss
+                                    if math.isfinite(self.last_train_loss) else None),
+                "tokens": self._tokens,
                 "tokens_at": self._tokens_at, "pending": len(self._pending),
                 "weights_digest": self.weights_digest}
         return SharedState(arrays, meta)
@@ -203,7 +206,8 @@ class Engine:
             self._pending.append((int(a[prefix + "seq"]), sample))
         self.events_processed = int(meta["events_processed"])
         self.train_steps = int(meta["train_steps"])
-        self.last_train_loss = float(meta["last_train_loss"])
+        loss = meta["last_train_loss"]
+        self.last_train_loss = float("nan") if loss is None else float(loss)
         self._tokens, self._tokens_at = float(meta["tokens"]), int(meta["tokens_at"])
         self.weights_digest = str(meta["weights_digest"])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -124,3 +125,13 @@ def test_stream_state_names_the_stream_and_its_metrics() -> None:
     assert isinstance(state, StreamState)
     assert state.stream == "host/eth0" and state.metric_names == ("bytes", "packets")
     assert state.row["events_seen"] == 1
+
+
+def test_an_engine_that_has_not_trained_yet_round_trips() -> None:
+    # Its last training loss is NaN, which JSON cannot hold.
+    engine = Engine(FAST)
+    engine.process(traffic(n_streams=2, n_steps=3))
+    assert engine.train_steps == 0
+    shared, streams = checkpoint(engine)
+    copy = restored(FAST, shared, streams)
+    assert math.isnan(copy.last_train_loss) and len(copy.arena) == 2
