@@ -45,11 +45,13 @@ from detector.bench_load import LoadSpec, ProbeSpec, paced_load, pre_produce, pr
 from detector.broker import EmbeddedBroker
 from detector.engine import Engine, EngineConfig, Event
 from detector.errors import DetectorError, SettingsError
+from detector.io.changelog import read_state
 from detector.io.kafka import client_config, ensure_topics
 from detector.logs import configure_logging
 from detector.service import Daemon
 from detector.settings import Settings
 from detector.simulate_traffic import METRICS
+from detector.state.codec import decode_shared, decode_stream
 
 PROBE_STREAMS = 200
 PROBE_STEPS_PER_S = 2.0     # per probe stream: 400 probe events/s in all
@@ -105,6 +107,8 @@ def run_throughput_bench(args: argparse.Namespace, settings: Settings) -> int:
             report.update(_latency(daemon, bench, spec, steps, args.latency_s,
                                    report["events_per_s_steady"] or report["events_per_s"]))
         report["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        if bench.state.checkpoints:
+            report.update(_restore(bench))
     report.update(_engine_only(EngineConfig.from_settings(bench), spec, steps,
                                bench.kafka.max_poll_records))
     _print(report)
@@ -313,6 +317,32 @@ def _latency(daemon: _TimedDaemon, settings: Settings, spec: LoadSpec, steps: in
         "latency_load_events_per_s": bulk["events_per_s"],
         "latency_daemon_events": daemon.counters.events - events_before,
     }
+
+
+def _restore(settings: Settings) -> dict:
+    """Restore every partition's state from the changelog the daemon left, as a member taking
+    the partitions over would: read, decode, load; timed together."""
+    k, config = settings.kafka, EngineConfig.from_settings(settings)
+    admin = KafkaAdminClient(**client_config(k))
+    try:
+        offsets = admin.list_group_offsets(k.group_id).get(k.group_id, {})
+    finally:
+        admin.close()
+    started = time.monotonic()
+    states = read_state(k, {tp.partition: o.offset for tp, o in offsets.items()},
+                        timeout_s=settings.state.restore_timeout_s)
+    read_s = time.monotonic() - started
+    streams = 0
+    for state in states.values():
+        engine = Engine(config)
+        if state.engine is not None:
+            layout = engine.arena.specs
+            engine.restore(decode_shared(state.engine, config.shape),
+                           [decode_stream(v, layout) for v in state.streams.values()])
+        streams += len(engine.arena)
+    seconds = time.monotonic() - started
+    return {"restored_streams": streams, "restore_s": seconds, "restore_read_s": read_s,
+            "restore_s_per_10k_streams": seconds / streams * 10_000 if streams else None}
 
 
 def _engine_only(config: EngineConfig, spec: LoadSpec, steps: int, batch_size: int) -> dict:

@@ -44,3 +44,6 @@ def test_bench_throughput_small_load_writes_consistent_report(
     assert 0 < report["state_bytes_per_stream"] <= report["arena_bytes_per_stream"]
     assert report["engine_stream_steps_per_s"] > 0
     assert report["rss_mb"] > 0
+    # Every stream's state was checkpointed and restores from the changelog.
+    assert report["restored_streams"] == STREAMS + report["latency_spikes"]
+    assert 0 < report["restore_read_s"] <= report["restore_s"]
