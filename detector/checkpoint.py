@@ -19,7 +19,7 @@ steps at once (shutdown, tests).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -98,12 +98,9 @@ class Checkpoint:
         their engines are stale) and the seconds the checkpoint took."""
         flight = self._flight
         assert flight is not None
-        for partition, offset, key, value in islice(flight.records, budget):
-            flight.futures.append(send_state(self.producer, self.changelog_topic, partition,
-                                             offset, key, value))
-            flight.written += 1
-            budget -= 1
-        if budget <= 0 or not all(f.is_done for f in flight.futures):
+        if self._send(flight, islice(flight.records, budget)) == budget:
+            return None  # maybe more to send
+        if not all(f.is_done for f in flight.futures):
             return None
         return self._finish(flight)
 
@@ -119,10 +116,7 @@ class Checkpoint:
         flight = self._flight
         if flight is None:
             return []
-        for partition, offset, key, value in flight.records:
-            flight.futures.append(send_state(self.producer, self.changelog_topic, partition,
-                                             offset, key, value))
-            flight.written += 1
+        self._send(flight, flight.records)
         if flight.futures:
             self.producer.flush(timeout=self.timeout_s)
         return self._finish(flight)[0]
@@ -133,6 +127,16 @@ class Checkpoint:
             for tp in tps:
                 self._flight.offsets.pop(tp, None)
                 self._flight.works.pop(tp, None)
+
+    def _send(self, flight: _InFlight, records: Iterable[StateRecord]) -> int:
+        """Send these records of the checkpoint in flight; returns how many."""
+        sent = 0
+        for partition, offset, key, value in records:
+            flight.futures.append(send_state(self.producer, self.changelog_topic, partition,
+                                             offset, key, value))
+            sent += 1
+        flight.written += sent
+        return sent
 
     def _snapshot(self, partition: int, work: PartitionWork) -> Iterator[StateRecord]:
         engine, offset = work.engine, work.position
@@ -158,8 +162,7 @@ class Checkpoint:
             for start in range(0, len(slots), ENCODE_CHUNK):
                 part = slice(start, start + ENCODE_CHUNK)
                 chunk = {name: arr[part] for name, arr in rows.items()}
-                encoded = encode_rows(streams[part], names[part], chunk,
-                                      np.arange(len(streams[part])), layout)
+                encoded = encode_rows(streams[part], names[part], chunk, layout)
                 for stream, value in zip(streams[part], encoded, strict=True):
                     yield partition, offset, stream_key(stream), value
             yield partition, offset, ENGINE_KEY, shared

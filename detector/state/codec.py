@@ -66,19 +66,18 @@ def layout_fingerprint(layout: Layout) -> str:
 
 def encode_stream(state: StreamState, layout: Layout) -> bytes:
     rows = {name: np.asarray(value)[None] for name, value in state.row.items()}
-    (record,) = encode_rows([state.stream], [state.metric_names], rows, np.zeros(1, np.int64),
-                            layout)
+    (record,) = encode_rows([state.stream], [state.metric_names], rows, layout)
     return record
 
 
 def encode_rows(streams: Sequence[str], metric_names: Sequence[tuple[str, ...]],
-                arrays: Mapping[str, np.ndarray], slots: np.ndarray, layout: Layout
-                ) -> list[bytes]:
-    """One record per slot of `arrays` (an arena's), all fields copied in one pass."""
+                rows: Mapping[str, np.ndarray], layout: Layout) -> list[bytes]:
+    """One record per stream; `rows` holds every field with one row per stream (as arena
+    arrays indexed by the streams' slots), all fields copied in one pass."""
     plan = _plan(layout)
-    n = len(slots)
+    n = len(streams)
     body = np.concatenate(
-        [np.ascontiguousarray(arrays[name][slots], dtype=dtype).reshape(n, count).view(np.uint8)
+        [np.ascontiguousarray(rows[name], dtype=dtype).reshape(n, count).view(np.uint8)
          for name, dtype, _, count, _ in plan.fields], axis=1)
     records = []
     for stream, names, row in zip(streams, metric_names, body, strict=True):
