@@ -51,7 +51,7 @@ from detector.logs import configure_logging
 from detector.service import Daemon
 from detector.settings import Settings
 from detector.simulate_traffic import METRICS
-from detector.state.codec import decode_shared, decode_stream
+from detector.state.codec import load_records
 
 PROBE_STREAMS = 200
 PROBE_STEPS_PER_S = 2.0     # per probe stream: 400 probe events/s in all
@@ -336,9 +336,7 @@ def _restore(settings: Settings) -> dict:
     for state in states.values():
         engine = Engine(config)
         if state.engine is not None:
-            layout = engine.arena.specs
-            engine.restore(decode_shared(state.engine, config.shape),
-                           [decode_stream(v, layout) for v in state.streams.values()])
+            load_records(engine, state.engine, state.streams.values())
         streams += len(engine.arena)
     seconds = time.monotonic() - started
     return {"restored_streams": streams, "restore_s": seconds, "restore_read_s": read_s,

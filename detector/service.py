@@ -29,7 +29,7 @@ from detector.io.changelog import MAX_RECORD_BYTES, ensure_changelog, read_state
 from detector.io.kafka import build_consumer, build_producer, ensure_topics
 from detector.records import BadRecord, Coordinates, Limits, parse_event
 from detector.settings import Settings
-from detector.state.codec import decode_shared, decode_stream
+from detector.state.codec import load_records
 from detector.telemetry import Telemetry
 
 log = structlog.get_logger("detector.service")
@@ -213,7 +213,7 @@ class Daemon:
         started = time.monotonic()
         committed = {tp.partition: offsets[tp] for tp in fresh}
         states = {}
-        if self.settings.state.checkpoints and fresh:
+        if self.settings.state.checkpoints:
             n_input = len(self.consumer.partitions_for_topic(fresh[0].topic) or fresh)
             ensure_changelog(self.settings.kafka, max(n_input, max(committed) + 1))
             states = read_state(self.settings.kafka, committed,
@@ -222,10 +222,8 @@ class Daemon:
             engine = Engine(self.engine_config)
             state = states.get(tp.partition)
             if state is not None and state.engine is not None:
-                layout = engine.arena.specs
                 try:
-                    engine.restore(decode_shared(state.engine, self.engine_config.shape),
-                                   [decode_stream(v, layout) for v in state.streams.values()])
+                    load_records(engine, state.engine, state.streams.values())
                 except (ValueError, KeyError, TypeError) as exc:
                     # Unreadable state must not crash-loop the daemon: the partition starts
                     # afresh from its committed offset, loudly.
@@ -292,8 +290,9 @@ class Daemon:
             self.telemetry.consumed(len(records))
             evicted_before = len(engine.evicted)
             result = engine.process(events)
-            self.counters.evictions += len(engine.evicted) - evicted_before
-            self.telemetry.evicted(len(engine.evicted) - evicted_before)
+            evicted = len(engine.evicted) - evicted_before
+            self.counters.evictions += evicted
+            self.telemetry.evicted(evicted)
             for i, reason in enumerate(result.rejected):
                 if reason is not None:
                     futures += self._bad(BadRecord(reason, coords[i], kept[i].key,
@@ -313,8 +312,9 @@ class Daemon:
                 self.telemetry.alert_published(alert.severity)
                 self.counters.by_severity[alert.severity] = (
                     self.counters.by_severity.get(alert.severity, 0) + 1)
-            self.counters.events += result.rejected.count(None)
-            self.telemetry.scored(result.rejected.count(None))
+            scored = result.rejected.count(None)
+            self.counters.events += scored
+            self.telemetry.scored(scored)
             work.position = records[-1].offset + 1
         assert self.checkpoint is not None
         self.checkpoint.track(futures)

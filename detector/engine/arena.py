@@ -55,7 +55,6 @@ def _field_specs(shape: ArenaShape) -> dict[str, tuple[tuple[int, ...], np.dtype
         "events_seen": ((), np.dtype(np.int64)),
         "chunk_pos": ((), np.dtype(np.int64)),
         "last_seq": ((), np.dtype(np.int64)),  # engine event number of the newest event
-
     }
 
 

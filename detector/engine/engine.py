@@ -230,10 +230,7 @@ class Engine:
         sets, names_of = arena.metric_sets, arena.metric_names
         for i in [i for i, ev in enumerate(events)
                   if not ev.metrics.keys() <= sets[slots[i]]]:
-            ev, slot = events[i], slots[i]
-            extra = sorted(set(ev.metrics) - sets[slot])
-            result.rejected[i] = (f"stream {ev.stream!r}: unknown metrics {extra}; its "
-                                  f"metrics are {list(names_of[slot])}")
+            result.rejected[i] = self._unknown_metrics(events[i], int(slots[i]))
             slots[i] = -1
         ok = np.flatnonzero(slots >= 0)
         segment = np.zeros(n, dtype=np.int64)
@@ -294,9 +291,7 @@ class Engine:
                 chunk_pos, seen = arena.arrays["chunk_pos"], arena.arrays["events_seen"]
                 last_seq = arena.arrays["last_seq"]
             elif not ev.metrics.keys() <= arena.metric_sets[slot]:
-                extra = sorted(set(ev.metrics) - arena.metric_sets[slot])
-                result.rejected[i] = (f"stream {ev.stream!r}: unknown metrics {extra}; its "
-                                      f"metrics are {list(arena.metric_names[slot])}")
+                result.rejected[i] = self._unknown_metrics(ev, slot)
                 continue
             last_seq[slot] = seq0 + i
             self.dirty.add(slot)
@@ -320,6 +315,12 @@ class Engine:
                     if pending >= cfg.train_batch:
                         pending, current = 0, current + 1
         return slots, segment, wave
+
+    def _unknown_metrics(self, ev: Event, slot: int) -> str:
+        """Why an event naming metrics its stream does not have is rejected."""
+        extra = sorted(set(ev.metrics) - self.arena.metric_sets[slot])
+        return (f"stream {ev.stream!r}: unknown metrics {extra}; its metrics are "
+                f"{list(self.arena.metric_names[slot])}")
 
     def _admit(self, ev: Event, result: BatchResult, i: int, seq: int) -> int | None:
         cfg, arena = self.config, self.arena

@@ -6,8 +6,8 @@ state (key `e/engine`). Every record carries the header `source-offset`: the nex
 of partition p once that state was reached. Restore keeps, per key, the record with the
 highest tag at or below the group's committed offset: records written by a checkpoint whose
 offset commit never happened are ignored, and so are late records of a member that lost the
-partition. Restore keeps the last value per key itself, so it is right
-whether or not the broker has compacted the topic yet.
+partition. Restore picks per key itself, so it is right whether or not the broker has
+compacted the topic yet.
 """
 
 from __future__ import annotations

@@ -13,13 +13,13 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import orjson
 
-from detector.engine import SharedState, StreamState
+from detector.engine import Engine, SharedState, StreamState
 
 STREAM_MAGIC = b"LDS1"
 SHARED_FORMAT = "lstm-detector/engine-state"
@@ -130,3 +130,11 @@ def decode_shared(data: bytes, model_shape: dict[str, int]) -> SharedState:
         raise ValueError(f"engine state of model shape {header.get('shape')}, settings say "
                          f"{model_shape}")
     return SharedState(arrays, header["meta"])
+
+
+def load_records(engine: Engine, shared: bytes, streams: Iterable[bytes]) -> None:
+    """Decode a partition's engine record and stream records into the fresh `engine`;
+    ValueError with the reason when a record is not readable under its settings."""
+    layout = engine.arena.specs
+    engine.restore(decode_shared(shared, engine.config.shape),
+                   [decode_stream(v, layout) for v in streams])

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from detector.engine import Engine, EngineConfig, Event, SharedState, StreamState
-from detector.state.codec import decode_shared, decode_stream, encode_shared, encode_stream
+from detector.state.codec import (
+    decode_shared,
+    decode_stream,
+    encode_shared,
+    encode_stream,
+    load_records,
+)
 from tests.unit.factories import T0, traffic
 
 FAST = EngineConfig(hidden_size=16, window=4, train_batch=8, warmup_events=32)
@@ -24,9 +30,7 @@ def checkpoint(engine: Engine) -> tuple[bytes, list[bytes]]:
 
 def restored(config: EngineConfig, shared: bytes, streams: list[bytes]) -> Engine:
     engine = Engine(config)
-    layout = engine.arena.specs
-    engine.restore(decode_shared(shared, config.shape),
-                   [decode_stream(s, layout) for s in streams])
+    load_records(engine, shared, streams)
     return engine
 
 
