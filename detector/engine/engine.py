@@ -7,7 +7,9 @@ events, never on how they were cut into batches:
 * events of one batch are stepped in *waves*: the i-th event of every stream in the batch
   forms wave i, one vectorised step across streams, so a stream's events keep their order;
 * the shared weights change only at fixed points of the event sequence (every `train_batch`
-  completed windows), and a batch is split into segments at those points.
+  completed windows), and a batch is split into segments at those points;
+* a stream's windows are phased by its admission's place in the event sequence, so streams
+  that report together do not complete (and train) their windows all on the same events.
 """
 
 from __future__ import annotations
@@ -350,7 +352,13 @@ class Engine:
             return None
         self._tokens -= 1.0
         thr = policy.threshold_for(ev.stream, cfg.threshold, cfg.threshold_overrides)
-        return arena.add(ev.stream, names, thr)
+        slot = arena.add(ev.stream, names, thr)
+        # Streams admitted together (a fleet at start-up, every stream reporting at one
+        # cadence) would complete their windows on the same events forever, and a whole
+        # fleet's training steps would fall into one batch: a latency spike every `window`
+        # steps. Each stream's windows start at its admission's place in the event sequence.
+        arena.arrays["chunk_pos"][slot] = seq % cfg.window
+        return slot
 
     def _evict_least_recent(self) -> bool:
         """Free the slot of the stream seen least recently, unless it is in this batch."""
