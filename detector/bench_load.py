@@ -13,6 +13,7 @@ Every part returns a plain dict (it crosses a process boundary).
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -167,6 +168,9 @@ def probe_latency(k: KafkaSettings, topic: str, alerts_topic: str, spec: LoadSpe
         for step in range(probe.warmup_steps):
             send_step(step)
         producer.flush()
+        # A collection pausing this process would count as the daemon's latency.
+        gc.freeze()
+        gc.disable()
         started = time.monotonic()
         for live in range(probe.live_steps):
             send_step(probe.warmup_steps + live)
@@ -175,6 +179,7 @@ def probe_latency(k: KafkaSettings, topic: str, alerts_topic: str, spec: LoadSpe
         watcher.poll_until(time.monotonic() + ALERT_GRACE_S,
                            done=lambda: spikes.keys() <= watcher.arrived.keys())
     finally:
+        gc.enable()
         producer.close()
         watcher.close()
     latencies = [(watcher.arrived[key] - sent_at) * 1_000 for key, sent_at in spikes.items()

@@ -12,6 +12,7 @@ needs to draw the input series next to the scores).
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -122,6 +123,9 @@ def _replay_one(args: tuple[Path, Path, EngineConfig, str]) -> ReplayedFile:
     import torch  # noqa: PLC0415 - set in the worker process
 
     torch.set_num_threads(1)
+    # Full collections would walk torch's ~10^6 import-time objects again and again while
+    # the replay allocates its events; frozen, they are left alone.
+    gc.freeze()
     return replay_file(*args)
 
 
