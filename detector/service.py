@@ -80,6 +80,10 @@ class _Rebalance(ConsumerRebalanceListener):
         return assigned
 
 
+def _coordinates(rec: Any) -> Coordinates:
+    return Coordinates(rec.topic, rec.partition, rec.offset)
+
+
 def _name(tp: TopicPartition) -> str:
     return f"{tp.topic}[{tp.partition}]"
 
@@ -286,16 +290,14 @@ class Daemon:
                 continue
             engine = work.engine
             events: list[Event] = []
-            coords: list[Coordinates] = []
-            kept: list[Any] = []
+            kept: list[Any] = []  # the record of each event
             for rec in records:
-                where = Coordinates(rec.topic, rec.partition, rec.offset)
                 parsed = parse_event(rec.key, rec.value, self.limits)
                 if isinstance(parsed, str):
-                    futures += self._bad(BadRecord(parsed, where, rec.key, rec.value))
+                    futures += self._bad(BadRecord(parsed, _coordinates(rec), rec.key,
+                                                   rec.value))
                 else:
                     events.append(parsed)
-                    coords.append(where)
                     kept.append(rec)
             self.telemetry.consumed(len(records))
             evicted_before = len(engine.evicted)
@@ -305,13 +307,13 @@ class Daemon:
             self.telemetry.evicted(evicted)
             for i, reason in enumerate(result.rejected):
                 if reason is not None:
-                    futures += self._bad(BadRecord(reason, coords[i], kept[i].key,
-                                                   kept[i].value))
+                    futures += self._bad(BadRecord(reason, _coordinates(kept[i]),
+                                                   kept[i].key, kept[i].value))
             for i in result.alert.nonzero()[0]:
                 ev = events[i]
                 expected, actual = result.explanation(int(i))
                 alert = Alert.build(
-                    coords=coords[i], stream=ev.stream, ts=ev.ts, score=result.score[i],
+                    coords=_coordinates(kept[i]), stream=ev.stream, ts=ev.ts, score=result.score[i],
                     threshold=result.threshold[i],
                     severity=severity(result.score[i], self.engine_config.critical_threshold),
                     error=result.error[i], expected=expected, actual=actual,
