@@ -14,13 +14,14 @@ Every part returns a plain dict (it crosses a process boundary).
 from __future__ import annotations
 
 import gc
+import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from kafka import KafkaConsumer, TopicPartition
+from kafka.partitioner.default import murmur2
 from tqdm import tqdm
 
 from detector.io.kafka import build_producer, client_config
@@ -58,7 +59,10 @@ class LoadSpec:
 class ProbeSpec:
     """Probe streams `probe-NNN`: `warmup_steps` at full speed, then `live_steps` paced at
     `steps_per_s`, each stream spiking once. Once each, because the calibrator learns a
-    stream's repeated spikes as normal; staggered, so the spikes spread over the live steps."""
+    stream's repeated spikes as normal. In a live step the usual events are sent together at
+    its start and each spike at its own moment (probe i's at i/streams of the step); the
+    probes spiking in one step are `span` apart, so no two spikes share a moment and each is
+    a sample of its own."""
 
     streams: int
     warmup_steps: int
@@ -68,7 +72,7 @@ class ProbeSpec:
 
     def is_spike(self, probe: int, step: int) -> bool:
         span = max(self.live_steps - self.lead_steps - 1, 1)
-        return step == self.warmup_steps + self.lead_steps + probe * span // self.streams
+        return step == self.warmup_steps + self.lead_steps + probe % span
 
 
 class _Acks:
@@ -92,21 +96,38 @@ class _Acks:
             raise RuntimeError(f"{self.failed} records not acknowledged: {self.first_error}")
 
 
-def _send(producer: Any, topic: str, records: list[tuple[bytes, bytes]], acks: _Acks) -> None:
-    for key, value in records:
-        producer.send(topic, key=key, value=value).add_callback(acks.ok).add_errback(acks.error)
+class _Sender:
+    """Sends keyed records, each to the partition Kafka's default partitioner picks, with
+    that choice made once per key: hashing every key again costs the load generator a fifth
+    of its time, which the measured daemon would lose on a shared machine."""
+
+    def __init__(self, producer: Any, topic: str, acks: _Acks) -> None:
+        self.producer, self.topic, self.acks = producer, topic, acks
+        self.partitions = sorted(producer.partitions_for(topic))
+        self._partition_of: dict[bytes, int] = {}
+
+    def send(self, records: list[tuple[bytes, bytes]]) -> None:
+        send, topic, acks = self.producer.send, self.topic, self.acks
+        for key, value in records:
+            partition = self._partition_of.get(key)
+            if partition is None:
+                index = (murmur2(key) & 0x7FFFFFFF) % len(self.partitions)
+                partition = self._partition_of[key] = self.partitions[index]
+            send(topic, key=key, value=value, partition=partition).add_callback(
+                acks.ok).add_errback(acks.error)
 
 
 def pre_produce(k: KafkaSettings, topic: str, spec: LoadSpec, steps: int) -> dict:
     """spec.streams x steps events, as fast as possible."""
     producer = build_producer(k, linger_ms=50, batch_size=1024 * 1024)
     generator, acks = spec.generator(), _Acks()
+    sender = _Sender(producer, topic, acks)
     started = time.monotonic()
     try:
         with tqdm(total=spec.streams * steps, unit="ev", desc="produce", unit_scale=True) as bar:
             for _ in range(steps):
                 records = spec.encode_step(generator.step())
-                _send(producer, topic, records, acks)
+                sender.send(records)
                 bar.update(len(records))
             producer.flush()
     finally:
@@ -121,6 +142,7 @@ def paced_load(k: KafkaSettings, topic: str, spec: LoadSpec, skip_steps: int, ra
     """The streams' next steps (after `skip_steps` already sent) at `rate` events/s."""
     producer = build_producer(k, linger_ms=5)
     generator, acks = spec.generator(), _Acks()
+    sender = _Sender(producer, topic, acks)
     for _ in range(skip_steps):
         generator.step()
     sent, started = 0, time.monotonic()
@@ -128,7 +150,7 @@ def paced_load(k: KafkaSettings, topic: str, spec: LoadSpec, skip_steps: int, ra
         while time.monotonic() - started < duration_s:
             records = spec.encode_step(generator.step())
             for i in range(0, len(records), PACE_CHUNK):
-                _send(producer, topic, records[i: i + PACE_CHUNK], acks)
+                sender.send(records[i: i + PACE_CHUNK])
                 sent += len(records[i: i + PACE_CHUNK])
                 ahead = sent / rate - (time.monotonic() - started)
                 if ahead > 0:
@@ -153,43 +175,59 @@ def probe_latency(k: KafkaSettings, topic: str, alerts_topic: str, spec: LoadSpe
     watcher = _AlertWatcher(k, alerts_topic, set(names))
     spikes: dict[tuple[str, float], float] = {}  # (stream, ts) -> handed to the producer at
 
-    def send_step(step: int) -> None:
-        for i, ev in enumerate(generator.step()):
-            spike = probe.is_spike(i, step)
-            factor = SPIKE_FACTOR if spike else 1.0
-            value = orjson.dumps({"stream": names[i], "ts": format_ts(ev["ts"]), "metrics": {
-                n: ev["metrics"][n] * factor for n in METRICS[: spec.metrics]}})
-            sent_at = time.time()
-            producer.send(topic, key=names[i].encode(), value=value)
-            if spike:
-                spikes[(names[i], ev["ts"])] = sent_at
+    def send(i: int, ev: dict, step: int) -> None:
+        spike = probe.is_spike(i, step)
+        factor = SPIKE_FACTOR if spike else 1.0
+        value = orjson.dumps({"stream": names[i], "ts": format_ts(ev["ts"]), "metrics": {
+            n: ev["metrics"][n] * factor for n in METRICS[: spec.metrics]}})
+        sent_at = time.time()
+        producer.send(topic, key=names[i].encode(), value=value)
+        if spike:
+            spikes[(names[i], ev["ts"])] = sent_at
 
     try:
         for step in range(probe.warmup_steps):
-            send_step(step)
+            for i, ev in enumerate(generator.step()):
+                send(i, ev, step)
         producer.flush()
         # A collection pausing this process would count as the daemon's latency.
         gc.freeze()
         gc.disable()
         started = time.monotonic()
         for live in range(probe.live_steps):
-            send_step(probe.warmup_steps + live)
-            watcher.poll_until(started + (live + 1) / probe.steps_per_s)
+            step = probe.warmup_steps + live
+            _sleep_until(started + live / probe.steps_per_s)
+            spiking = []
+            for i, ev in enumerate(generator.step()):  # the usual events go together
+                if probe.is_spike(i, step):
+                    spiking.append((i, ev))
+                else:
+                    send(i, ev, step)
+            for i, ev in spiking:  # each spike at its own moment of the step
+                _sleep_until(started + (live + i / probe.streams) / probe.steps_per_s)
+                send(i, ev, step)
         producer.flush()
-        watcher.poll_until(time.monotonic() + ALERT_GRACE_S,
-                           done=lambda: spikes.keys() <= watcher.arrived.keys())
+        watcher.wait_for(set(spikes), ALERT_GRACE_S)
     finally:
         gc.enable()
         producer.close()
         watcher.close()
-    latencies = [(watcher.arrived[key] - sent_at) * 1_000 for key, sent_at in spikes.items()
-                 if key in watcher.arrived]
+    arrived = watcher.arrived()
+    latencies = [(arrived[key] - sent_at) * 1_000 for key, sent_at in spikes.items()
+                 if key in arrived]
     return {"spikes": len(spikes), "latencies_ms": latencies,
-            "other_probe_alerts": len(watcher.arrived.keys() - spikes.keys())}
+            "other_probe_alerts": len(arrived.keys() - spikes.keys())}
+
+
+def _sleep_until(moment: float) -> None:
+    ahead = moment - time.monotonic()
+    if ahead > 0:
+        time.sleep(ahead)
 
 
 class _AlertWatcher:
-    """Reads the alerts topic; notes when each alert of the watched streams arrived."""
+    """Reads the alerts topic in a thread of its own, noting when each alert of the watched
+    streams arrived, while the probe's main thread sends on its schedule."""
 
     def __init__(self, k: KafkaSettings, topic: str, streams: set[str]) -> None:
         # Earliest, not latest: the broker's ListOffsets LATEST is unreliable (shared/kafka.md);
@@ -199,20 +237,34 @@ class _AlertWatcher:
         parts = self.consumer.partitions_for_topic(topic) or {0}
         self.consumer.assign([TopicPartition(topic, p) for p in sorted(parts)])
         self.streams = streams
-        self.arrived: dict[tuple[str, float], float] = {}
+        self._arrived: dict[tuple[str, float], float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="alert-watcher", daemon=True)
+        self._thread.start()
 
-    def poll_until(self, deadline: float, done: Callable[[], bool] = lambda: False) -> None:
-        while not done():
-            left_ms = int((deadline - time.monotonic()) * 1_000)
-            if left_ms <= 0:
-                return
-            for records in self.consumer.poll(timeout_ms=min(left_ms, 20)).values():
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for records in self.consumer.poll(timeout_ms=20).values():
                 arrived_at = time.time()
                 for rec in records:
                     alert = orjson.loads(rec.value)
                     if alert["stream"] in self.streams:
-                        ts = parse_ts(alert["ts"])
-                        self.arrived.setdefault((alert["stream"], float(ts)), arrived_at)
+                        key = (alert["stream"], float(parse_ts(alert["ts"])))
+                        with self._lock:
+                            self._arrived.setdefault(key, arrived_at)
+
+    def arrived(self) -> dict[tuple[str, float], float]:
+        """(stream, ts) -> arrival time (epoch seconds) of the alerts seen so far."""
+        with self._lock:
+            return dict(self._arrived)
+
+    def wait_for(self, keys: set[tuple[str, float]], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not keys <= self.arrived().keys() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
         self.consumer.close()

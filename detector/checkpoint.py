@@ -11,13 +11,15 @@ from there, on the state restored as of that commit (records of step 2 are tagge
 ignored), and produces the same alerts with the same ids.
 
 In the daemon's loop a checkpoint is pipelined: `start` takes the snapshot (array copies), and
-each later turn of the loop `advance`s it by a bounded number of records, then commits once
-everything is acknowledged, so scoring never stalls for a whole checkpoint. `commit` runs all
-steps at once (shutdown, tests).
+each later turn of the loop `advance`s it by the records `due` on a schedule that spreads them
+over `spread_s`, then commits once everything is acknowledged. Scoring never stalls for a whole
+checkpoint, and the broker takes the state as a steady trickle rather than a burst that would
+delay the input fetches. `commit` runs all steps at once (shutdown, tests).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -58,6 +60,7 @@ class _InFlight:
     offsets: dict[TopicPartition, int]
     works: dict[TopicPartition, PartitionWork]
     records: Iterator[StateRecord]
+    total: int              # records of the snapshot
     futures: list[Any]
     started: float
     written: int = 0
@@ -70,6 +73,7 @@ class Checkpoint:
     changelog_topic: str
     write_state: bool
     timeout_s: float
+    spread_s: float = 0.0   # the schedule of `due`; 0: everything at once
     _sent: list[Any] = field(default_factory=list)
     _flight: _InFlight | None = None
 
@@ -89,8 +93,17 @@ class Checkpoint:
         futures, self._sent = self._sent, []
         snapshots = [self._snapshot(tp.partition, w) for tp, w in moved.items()]
         self._flight = _InFlight({tp: w.position for tp, w in moved.items()}, moved,
-                                 (r for snap in snapshots for r in snap), futures,
-                                 time.monotonic())
+                                 (r for _, snap in snapshots for r in snap),
+                                 sum(n for n, _ in snapshots), futures, time.monotonic())
+
+    def due(self) -> int:
+        """Records of the checkpoint in flight that its schedule wants sent by now."""
+        flight = self._flight
+        if flight is None:
+            return 0
+        share = (1.0 if self.spread_s <= 0
+                 else min(1.0, (time.monotonic() - flight.started) / self.spread_s))
+        return max(math.ceil(share * flight.total) - flight.written, 0)
 
     def advance(self, budget: int) -> tuple[list[TopicPartition], float] | None:
         """Steps 2-4, sending at most `budget` records now. None while still in flight; once
@@ -98,9 +111,8 @@ class Checkpoint:
         their engines are stale) and the seconds the checkpoint took."""
         flight = self._flight
         assert flight is not None
-        if self._send(flight, islice(flight.records, budget)) == budget:
-            return None  # maybe more to send
-        if not all(f.is_done for f in flight.futures):
+        self._send(flight, islice(flight.records, budget))
+        if flight.written < flight.total or not all(f.is_done for f in flight.futures):
             return None
         return self._finish(flight)
 
@@ -138,12 +150,14 @@ class Checkpoint:
         flight.written += sent
         return sent
 
-    def _snapshot(self, partition: int, work: PartitionWork) -> Iterator[StateRecord]:
+    def _snapshot(self, partition: int, work: PartitionWork
+                  ) -> tuple[int, Iterator[StateRecord]]:
+        """How many state records, and the records, of one partition as it stands."""
         engine, offset = work.engine, work.position
         if not self.write_state:
             engine.dirty.clear()
             engine.evicted.clear()
-            return iter(())
+            return 0, iter(())
         arena = engine.arena
         tombstones = [stream_key(s) for s in dict.fromkeys(engine.evicted)
                       if engine.slot_of(s) is None]
@@ -167,7 +181,7 @@ class Checkpoint:
                     yield partition, offset, stream_key(stream), value
             yield partition, offset, ENGINE_KEY, shared
 
-        return records()
+        return len(tombstones) + len(slots) + 1, records()
 
     def _finish(self, flight: _InFlight) -> tuple[list[TopicPartition], float]:
         self._flight = None

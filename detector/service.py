@@ -36,9 +36,11 @@ from detector.telemetry import Telemetry
 log = structlog.get_logger("detector.service")
 
 BAD_RECORD_LOG_LINES = 100  # per stats interval: a flood of bad input must not flood the log
-# State records a checkpoint in flight sends per turn of the loop: a few ms of encoding and
-# sending, so a turn of the loop (and the latency of its events) grows little.
+# The most state records a checkpoint in flight sends per turn of the loop: a few ms of
+# encoding and sending, so a turn of the loop (and the latency of its events) grows little.
 CHECKPOINT_RECORDS_PER_TURN = 150
+# A checkpoint's records are spread over this share of the commit interval.
+CHECKPOINT_SPREAD = 0.5
 CHECKPOINT_POLL_MS = 5  # the longest a turn waits for records while a checkpoint is in flight
 
 
@@ -142,9 +144,10 @@ class Daemon:
         self.producer = build_producer(k, max_request_size=MAX_RECORD_BYTES,
                                        batch_size=1024 * 1024)
         self.consumer = build_consumer(k)
-        self.checkpoint = Checkpoint(self.producer, self.consumer, k.changelog,
-                                     self.settings.state.checkpoints,
-                                     k.request_timeout_ms / 1000)
+        self.checkpoint = Checkpoint(
+            self.producer, self.consumer, k.changelog, self.settings.state.checkpoints,
+            k.request_timeout_ms / 1000,
+            spread_s=self.settings.service.commit_interval_s * CHECKPOINT_SPREAD)
         self._rebalance = _Rebalance(self.telemetry)
         self.consumer.subscribe([k.input_topic], listener=self._rebalance)
         # The heap holds ~10^6 objects from imports (torch, numpy, kafka) that live as long as
@@ -175,7 +178,8 @@ class Daemon:
                                             {tp: w.engine for tp, w in self.parts.items()})
                 now = time.monotonic()
                 if self.checkpoint.in_flight:
-                    done = self.checkpoint.advance(CHECKPOINT_RECORDS_PER_TURN)
+                    done = self.checkpoint.advance(min(self.checkpoint.due(),
+                                                       CHECKPOINT_RECORDS_PER_TURN))
                     if done is not None:
                         self._committed(*done)
                 elif now - last_commit >= interval:

@@ -91,3 +91,22 @@ def test_evicted_streams_are_tombstoned_unless_back() -> None:
     Checkpoint(producer, consumer, "changelog", True, 5.0).commit({TP0: w})
     tombstones = [key for _, key, tomb, _ in producer.sent if tomb]
     assert tombstones == [stream_key("gone")]
+
+
+def test_a_spread_checkpoint_sends_on_its_schedule_and_commits_only_when_all_is_sent() -> None:
+    producer, consumer = Producer(), Consumer()
+    checkpoint = Checkpoint(producer, consumer, "changelog", True, 5.0, spread_s=100.0)
+    checkpoint.start({TP0: work(9, 10)})  # 9 streams + the model: 10 records
+    assert checkpoint.due() <= 1, "nothing is due at the start of the schedule"
+    assert checkpoint.advance(0) is None and consumer.commits == []
+    checkpoint._flight.started -= 49.99  # half the schedule has passed
+    assert checkpoint.due() == 5
+    checkpoint.advance(checkpoint.due())
+    assert len(producer.sent) == 5 and checkpoint.due() == 0
+    producer.ack_all()
+    assert checkpoint.advance(0) is None, "acknowledged, but half of the state is unsent"
+    checkpoint._flight.started -= 49.99
+    assert checkpoint.due() == 5
+    checkpoint.advance(5)
+    producer.ack_all()
+    assert checkpoint.advance(0) is not None and consumer.commits == [{0: 10}]
