@@ -41,6 +41,11 @@ BAD_RECORD_LOG_LINES = 100  # per stats interval: a flood of bad input must not 
 CHECKPOINT_RECORDS_PER_TURN = 150
 # A checkpoint's records are spread over this share of the commit interval.
 CHECKPOINT_SPREAD = 0.5
+# Records per poll while the daemon keeps up: an event's alert leaves when its whole batch is
+# scored, so small batches keep the latency low. While more than a batch of the largest size
+# (DETECTOR_KAFKA_MAX_POLL_RECORDS) is waiting, polls take that many: larger batches cost
+# less per event and catch up sooner.
+KEEPING_UP_BATCH = 500
 CHECKPOINT_POLL_MS = 5  # the longest a turn waits for records while a checkpoint is in flight
 
 
@@ -161,12 +166,14 @@ class Daemon:
         started = last_stats = last_commit = time.monotonic()
         interval = self.settings.service.commit_interval_s
         clean = False
+        behind = True  # a full batch of the largest size is waiting
         try:
             while not self._stop.is_set():
                 # While a checkpoint is in flight, each turn advances it: waiting for records
                 # that may not come would stretch it (and the commit) by a poll timeout per turn.
                 wait_ms = CHECKPOINT_POLL_MS if self.checkpoint.in_flight else k.poll_timeout_ms
-                batch = self.consumer.poll(timeout_ms=wait_ms, max_records=k.max_poll_records)
+                size = k.max_poll_records if behind else min(k.max_poll_records, KEEPING_UP_BATCH)
+                batch = self.consumer.poll(timeout_ms=wait_ms, max_records=size)
                 assigned = self._rebalance.take()
                 if assigned is not None:
                     self.adopt(assigned)
@@ -174,8 +181,9 @@ class Daemon:
                     polled_at = time.monotonic()
                     self.process_batch(batch)
                     self.telemetry.batch_done(time.monotonic() - polled_at)
-                self.telemetry.observe_loop(self.consumer,
-                                            {tp: w.engine for tp, w in self.parts.items()})
+                lag = self.telemetry.observe_loop(self.consumer,
+                                                  {tp: w.engine for tp, w in self.parts.items()})
+                behind = lag >= k.max_poll_records
                 now = time.monotonic()
                 if self.checkpoint.in_flight:
                     done = self.checkpoint.advance(min(self.checkpoint.due(),

@@ -193,10 +193,12 @@ class Telemetry:
         with self._lock:
             self._broker_ok_at = max(self._broker_ok_at, at)
 
-    def observe_loop(self, consumer: Any, engines: Mapping[Any, Any]) -> None:
-        """Once per poll-loop turn: liveness, lag, broker contact, streams and loss."""
+    def observe_loop(self, consumer: Any, engines: Mapping[Any, Any]) -> int:
+        """Once per poll-loop turn: liveness, lag, broker contact, streams and loss. Returns
+        the lag summed over the assigned partitions (as far as fetches have told)."""
         with self._lock:
             self._loop_turned_at = self._clock()
+        total = 0
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
             if highwater is None:  # no fetch answered for it yet
@@ -204,7 +206,9 @@ class Telemetry:
             # timeout 0: never wait on the coordinator for another partition's position.
             position = consumer.position(tp, timeout_ms=0)
             if position is not None:
-                self.lag.labels(partition=str(tp.partition)).set(max(0, highwater - position))
+                lag = max(0, highwater - position)
+                self.lag.labels(partition=str(tp.partition)).set(lag)
+                total += lag
         heartbeat = last_heartbeat(consumer)
         if heartbeat is not None:
             self.broker_answered(heartbeat)
@@ -212,6 +216,7 @@ class Telemetry:
         for tp, engine in engines.items():
             if math.isfinite(engine.last_train_loss):
                 self.train_loss.labels(partition=str(tp.partition)).set(engine.last_train_loss)
+        return total
 
     # -- recording, from the rebalance listener and the state layer -----------------------
 

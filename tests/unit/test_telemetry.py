@@ -127,7 +127,7 @@ def test_observe_loop_exports_lag_streams_and_loss_and_revocation_drops_them(
     engines = {tp0: SimpleNamespace(arena=range(30), last_train_loss=0.25),
                tp1: SimpleNamespace(arena=range(12), last_train_loss=math.nan)}
     served.assigned([0, 1])
-    served.observe_loop(consumer, engines)
+    assert served.observe_loop(consumer, engines) == 20, "the lag it knows, summed"
     values = samples(served)
     assert values[("detector_consumer_lag", (("partition", "0"),))] == 20
     assert ("detector_consumer_lag", (("partition", "1"),)) not in values
