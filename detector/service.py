@@ -185,12 +185,15 @@ class Daemon:
                                                   {tp: w.engine for tp, w in self.parts.items()})
                 behind = lag >= k.max_poll_records
                 now = time.monotonic()
+                idle = not batch  # caught up: nothing came for a whole poll timeout
                 if self.checkpoint.in_flight:
-                    done = self.checkpoint.advance(min(self.checkpoint.due(),
-                                                       CHECKPOINT_RECORDS_PER_TURN))
+                    # On its schedule while scoring; as fast as it goes while idle.
+                    due = (CHECKPOINT_RECORDS_PER_TURN if idle
+                           else min(self.checkpoint.due(), CHECKPOINT_RECORDS_PER_TURN))
+                    done = self.checkpoint.advance(due)
                     if done is not None:
                         self._committed(*done)
-                elif now - last_commit >= interval:
+                elif now - last_commit >= interval or (idle and self._moved()):
                     self.checkpoint.start(self.parts)
                     last_commit = now
                 if now - last_stats >= self.settings.service.stats_interval_s:
@@ -199,6 +202,10 @@ class Daemon:
             clean = True
         finally:
             self._close(time.monotonic() - started, clean)
+
+    def _moved(self) -> bool:
+        """Whether any partition was scored past its last commit."""
+        return any(w.position > w.committed for w in self.parts.values())
 
     def commit(self) -> None:
         """A whole checkpoint of every partition, now (after the one in flight, if any)."""
