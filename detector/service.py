@@ -1,11 +1,15 @@
 """The daemon loop: poll → parse → engine → alerts → checkpoint, rebalances, a graceful stop.
 
 Each input partition has its own Engine, so a partition's scores depend only on its own
-records, in offset order. Every commit interval, on revocation and at shutdown, a checkpoint
-(detector/checkpoint.py) waits for the alerts, writes the changed state to the changelog and
-then commits the offsets; on assignment a partition's state is restored from the changelog
-as of the committed offset. A crash therefore re-processes at most one interval of input from
-the very state it was first processed with: the same alerts, with the same ids.
+records, in offset order. Every commit interval, as soon as the input runs dry, and at
+shutdown, a checkpoint (detector/checkpoint.py) waits for the alerts, writes the changed state
+to the changelog and then commits the offsets; on assignment a partition's state is restored
+from the changelog as of the committed offset. A crash therefore re-processes at most about one
+and a half intervals of input (the interval and the checkpoint being written) from the very
+state it was first processed with: the same alerts, with the same ids.
+
+Polls take small batches while the daemon keeps up (an alert leaves when its batch is scored)
+and large ones while it catches up.
 """
 
 from __future__ import annotations
@@ -166,7 +170,7 @@ class Daemon:
         started = last_stats = last_commit = time.monotonic()
         interval = self.settings.service.commit_interval_s
         clean = False
-        behind = True  # a full batch of the largest size is waiting
+        behind = True  # more than a batch of the largest size waits (until fetches tell)
         try:
             while not self._stop.is_set():
                 # While a checkpoint is in flight, each turn advances it: waiting for records
@@ -185,7 +189,7 @@ class Daemon:
                                                   {tp: w.engine for tp, w in self.parts.items()})
                 behind = lag >= k.max_poll_records
                 now = time.monotonic()
-                idle = not batch  # caught up: nothing came for a whole poll timeout
+                idle = not batch  # nothing came for a poll timeout (5 ms while in flight)
                 if self.checkpoint.in_flight:
                     # On its schedule while scoring; as fast as it goes while idle.
                     due = (CHECKPOINT_RECORDS_PER_TURN if idle
