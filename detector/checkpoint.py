@@ -50,6 +50,11 @@ class PartitionWork:
     position: int           # next input offset to process
     committed: int          # input offset of the last successful commit
 
+    @property
+    def moved(self) -> bool:
+        """Scored past its last commit: the next checkpoint has something to write."""
+        return self.position > self.committed
+
 
 # (changelog partition, source offset, key, value or None for a tombstone)
 StateRecord = tuple[int, int, bytes, bytes | None]
@@ -89,7 +94,7 @@ class Checkpoint:
         """Step 1 for the partitions that moved since their last commit."""
         if self._flight is not None:
             raise RuntimeError("a checkpoint is already in flight")
-        moved = {tp: w for tp, w in parts.items() if w.position > w.committed}
+        moved = {tp: w for tp, w in parts.items() if w.moved}
         futures, self._sent = self._sent, []
         snapshots = [self._snapshot(tp.partition, w) for tp, w in moved.items()]
         self._flight = _InFlight({tp: w.position for tp, w in moved.items()}, moved,
@@ -140,15 +145,12 @@ class Checkpoint:
                 self._flight.offsets.pop(tp, None)
                 self._flight.works.pop(tp, None)
 
-    def _send(self, flight: _InFlight, records: Iterable[StateRecord]) -> int:
-        """Send these records of the checkpoint in flight; returns how many."""
-        sent = 0
+    def _send(self, flight: _InFlight, records: Iterable[StateRecord]) -> None:
+        """Send these records of the checkpoint in flight."""
         for partition, offset, key, value in records:
             flight.futures.append(send_state(self.producer, self.changelog_topic, partition,
                                              offset, key, value))
-            sent += 1
-        flight.written += sent
-        return sent
+            flight.written += 1
 
     def _snapshot(self, partition: int, work: PartitionWork
                   ) -> tuple[int, Iterator[StateRecord]]:

@@ -197,7 +197,8 @@ class Daemon:
                     done = self.checkpoint.advance(due)
                     if done is not None:
                         self._committed(*done)
-                elif now - last_commit >= interval or (idle and self._moved()):
+                elif (now - last_commit >= interval
+                      or (idle and any(w.moved for w in self.parts.values()))):
                     self.checkpoint.start(self.parts)
                     last_commit = now
                 if now - last_stats >= self.settings.service.stats_interval_s:
@@ -206,10 +207,6 @@ class Daemon:
             clean = True
         finally:
             self._close(time.monotonic() - started, clean)
-
-    def _moved(self) -> bool:
-        """Whether any partition was scored past its last commit."""
-        return any(w.position > w.committed for w in self.parts.values())
 
     def commit(self) -> None:
         """A whole checkpoint of every partition, now (after the one in flight, if any)."""
