@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 
@@ -31,19 +33,29 @@ class Alert:
     reconstruction_error: float
     expected: dict[str, float]
     actual: dict[str, float]
+    metrics: list[dict[str, object]]  # {name, share, expected, actual}, largest share first
     model_version: str
     source: dict[str, object] = field(default_factory=dict)
 
     @classmethod
     def build(cls, *, coords: Coordinates, stream: str, ts: float, score: float,
               threshold: float, severity: str, error: float, expected: dict[str, float],
-              actual: dict[str, float], model_version: str) -> Alert:
+              actual: dict[str, float], ranked: Sequence[tuple[str, float]],
+              model_version: str) -> Alert:
+        """`ranked`: (metric, share of the surprise) of the event's valid metrics, largest
+        first (BatchResult.ranked); metrics missing from the event follow with share null."""
+        shares = dict(ranked)
+        order = [name for name, _ in ranked] + [n for n in expected if n not in shares]
+        metrics: list[dict[str, object]] = [
+            {"name": name, "share": round(shares[name], 4) if name in shares else None,
+             "expected": _finite(expected.get(name, math.nan)),
+             "actual": _finite(actual.get(name, math.nan))} for name in order]
         return cls(alert_id=alert_id(coords), stream=stream, ts=format_ts(ts),
                    score=round(float(score), 6), threshold=float(threshold), severity=severity,
                    reconstruction_error=float(error),
                    expected={k: _finite(v) for k, v in expected.items()},
                    actual={k: _finite(v) for k, v in actual.items()},
-                   model_version=model_version,
+                   metrics=metrics, model_version=model_version,
                    source={"topic": coords.topic, "partition": coords.partition,
                            "offset": coords.offset})
 

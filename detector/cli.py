@@ -13,7 +13,12 @@ from pathlib import Path
 import structlog
 
 from detector import __version__
-from detector.errors import BrokerUnavailableError, DetectorError, SettingsError
+from detector.errors import (
+    BrokerUnavailableError,
+    DetectorError,
+    InputFileError,
+    SettingsError,
+)
 from detector.logs import configure_logging
 from detector.settings import Settings, load_settings, render_example_env, settings_summary
 
@@ -192,6 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, BrokerUnavailableError) as exc:
         print(f"detector: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except InputFileError as exc:
+        print(f"detector: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except DetectorError as exc:
         log.error("fatal", error=str(exc))
         return EXIT_FAILURE
@@ -231,17 +239,28 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm  # noqa: PLC0415
 
     from detector.engine import EngineConfig  # noqa: PLC0415
-    from detector.io.csv_replay import discover, replay_many  # noqa: PLC0415
+    from detector.io.csv_replay import (  # noqa: PLC0415
+        check_input,
+        discover,
+        replay_many,
+    )
 
     try:
         files = discover(args.inputs)
     except FileNotFoundError as exc:
         print(f"detector: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    config = EngineConfig.from_settings(settings)
+    try:
+        for path, _ in files:  # before the progress bar: a bad file is one line
+            check_input(path, config.max_metrics)
+    except InputFileError as exc:
+        print(f"detector: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     started = time.monotonic()
     with tqdm(total=len(files), unit="file", desc="replay", file=sys.stderr) as bar:
-        results = replay_many(files, args.out, EngineConfig.from_settings(settings),
-                              jobs=max(1, args.jobs), progress=lambda _: bar.update(1))
+        results = replay_many(files, args.out, config, jobs=max(1, args.jobs),
+                              progress=lambda _: bar.update(1))
     for done in results:
         for warning in done.warnings[:20]:
             log.warning("replay_row", detail=warning)

@@ -139,17 +139,10 @@ def _follow_alerts(settings: Settings, plan, alerts: list[dict],  # noqa: ANN001
 def _describe(alert: dict, plan) -> str:  # noqa: ANN001
     incident = incident_for(alert, plan)
     verdict = f"<- injected {incident.kind}" if incident else "(no injected incident)"
-    worst = max(alert["actual"], key=lambda m: _ratio(alert, m))
+    top = alert["metrics"][0]  # the metric with the largest share of the surprise
     return (f"ALERT {alert['severity']:<8} score={alert['score']:.3f} {alert['stream']:<16} "
-            f"{alert['ts']}  {worst}={_fmt(alert['actual'][worst])} "
-            f"(expected {_fmt(alert['expected'][worst])})  {verdict}")
-
-
-def _ratio(alert: dict, metric: str) -> float:
-    actual, expected = alert["actual"].get(metric), alert["expected"].get(metric)
-    if actual is None or expected is None:
-        return 0.0
-    return abs(actual - expected) / (abs(expected) + 1.0)
+            f"{alert['ts']}  {top['name']}={_fmt(top['actual'])} "
+            f"(expected {_fmt(top['expected'])})  {verdict}")
 
 
 def _fmt(v: float | None) -> str:

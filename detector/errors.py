@@ -19,3 +19,8 @@ class DeliveryError(DetectorError):
 
 class RestoreTimeoutError(DetectorError):
     """A partition's state could not be restored within DETECTOR_STATE_RESTORE_TIMEOUT_S."""
+
+
+class InputFileError(DetectorError, ValueError):
+    """An input file (a CSV to replay, train on or evaluate) cannot be used as it is; the
+    message names the file, the row where there is one, and the problem."""

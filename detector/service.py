@@ -337,7 +337,7 @@ class Daemon:
                     threshold=result.threshold[i],
                     severity=severity(result.score[i], self.engine_config.critical_threshold),
                     error=result.error[i], expected=expected, actual=actual,
-                    model_version=engine.model_version)
+                    ranked=result.ranked(int(i)), model_version=engine.model_version)
                 futures.append(self.producer.send(k.output_topic, key=ev.stream.encode(),
                                                   value=alert.to_json()))
                 self.counters.alerts += 1

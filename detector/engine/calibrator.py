@@ -32,13 +32,38 @@ def log_upper_tail(z: np.ndarray) -> np.ndarray:
     return torch.special.log_ndtr(torch.from_numpy(-np.asarray(z, dtype=np.float64))).numpy()
 
 
+def standardised_squares(residual: np.ndarray, valid: np.ndarray, res_var: np.ndarray,
+                         min_var: np.ndarray) -> np.ndarray:
+    """Per metric, the squared residual in units of that metric's own variance (never below
+    min_var: a perfect fit so far does not make every wobble infinitely rare); -1 where the
+    metric is not valid."""
+    return np.where(valid, residual * residual / np.maximum(res_var, min_var), -1.0)
+
+
+def worst_of(squares: np.ndarray) -> np.ndarray:
+    """The largest of an event's standardised squares; NaN when no metric is valid."""
+    worst = squares.max(axis=1)
+    return np.where(worst >= 0, worst, np.nan)
+
+
 def surprise(residual: np.ndarray, valid: np.ndarray, res_var: np.ndarray,
              min_var: np.ndarray) -> np.ndarray:
-    """Largest squared residual over valid metrics, in units of that metric's own variance
-    (never below min_var: a perfect fit so far does not make every wobble infinitely rare)."""
-    ratio = np.where(valid, residual * residual / np.maximum(res_var, min_var), -1.0)
-    worst = ratio.max(axis=1)
-    return np.where(worst >= 0, worst, np.nan)
+    """Largest squared residual over valid metrics, in units of that metric's own variance."""
+    return worst_of(standardised_squares(residual, valid, res_var, min_var))
+
+
+def shares(squares: np.ndarray) -> np.ndarray:
+    """Each valid metric's share of its event's standardised surprise (`standardised_squares`),
+    summing to 1 over the valid metrics, NaN for the others: which metric made the event
+    unusual. An event without any surprise shares it equally."""
+    valid = squares >= 0
+    x = np.where(valid, np.minimum(squares, FLOAT_MAX), 0.0)
+    top = x.max(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # Scaled by the largest first, so no sum of huge squares overflows.
+        scaled = np.where(top > 0, x / top, valid.astype(np.float64))
+        out = scaled / scaled.sum(axis=1, keepdims=True)
+    return np.where(valid, out, np.nan)
 
 
 def score(worst_square: np.ndarray, n_valid: np.ndarray, history: np.ndarray) -> np.ndarray:

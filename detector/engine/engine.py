@@ -118,7 +118,7 @@ class Engine:
             error=np.full(n, np.nan),
             alert=np.zeros(n, dtype=bool), threshold=np.zeros(n), warming=np.zeros(n, bool),
             expected=np.full((n, d), np.nan), actual=np.full((n, d), np.nan),
-            metric_names=[()] * n)
+            contribution=np.full((n, d), np.nan), metric_names=[()] * n)
         slots, segment, wave = self._plan(events, result)
         accepted = np.flatnonzero(slots >= 0)
         if accepted.size == 0:
@@ -518,11 +518,13 @@ class Engine:
         prior_var = obs.unit ** 2
         thresholds = a["threshold"][s_all]
         raw, published, alert = np.empty(n), np.empty(n), np.empty(n, bool)
+        squares = np.empty(residual.shape)
         for lo, hi in bounds:
             s, r, v, mv, lw, warm = (s_all[lo:hi], residual_y[lo:hi], valid[lo:hi],
                                      min_var[lo:hi], learn[lo:hi], warming[lo:hi])
             res_var, res_count = a["res_var"][s], a["res_count"][s]
-            worst = calibrator.surprise(r, v, res_var, mv)
+            squares[lo:hi] = calibrator.standardised_squares(r, v, res_var, mv)
+            worst = calibrator.worst_of(squares[lo:hi])
             history = a["surprise_hist"][s]
             score = calibrator.score(worst, n_valid[lo:hi], history)
             if cfg.spatial_margin > 0:
@@ -539,6 +541,7 @@ class Engine:
                 cfg.cooldown_events)
         result.score[rows], result.raw_score[rows], result.alert[rows] = published, raw, alert
         result.threshold[rows], result.warming[rows] = thresholds, warming
+        result.contribution[rows] = calibrator.shares(squares)
 
     def _bucket(self, ts: np.ndarray) -> np.ndarray:
         n = self.config.seasonal_buckets

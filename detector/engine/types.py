@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -95,6 +96,9 @@ class BatchResult:
     warming: np.ndarray
     expected: np.ndarray  # [n, max_metrics] forecast in the metric's own units
     actual: np.ndarray    # [n, max_metrics]
+    # [n, max_metrics] each metric's share of the event's standardised surprise (sums to 1
+    # over the event's valid metrics; NaN for the others): calibrator.shares
+    contribution: np.ndarray
     metric_names: list[tuple[str, ...]]
 
     def __len__(self) -> int:
@@ -106,3 +110,10 @@ class BatchResult:
         expected = {n: float(self.expected[i, j]) for j, n in enumerate(names)}
         actual = {n: float(self.actual[i, j]) for j, n in enumerate(names)}
         return expected, actual
+
+    def ranked(self, i: int) -> list[tuple[str, float]]:
+        """(metric, share) of event i's valid metrics, the largest share first (ties in the
+        stream's metric order): the metrics that made the event unusual."""
+        shares = [(n, float(self.contribution[i, j])) for j, n in enumerate(self.metric_names[i])
+                  if not math.isnan(self.contribution[i, j])]
+        return sorted(shares, key=lambda pair: -pair[1])

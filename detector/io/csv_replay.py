@@ -4,6 +4,12 @@ Each file is one stream with fresh state (its own Engine, as a Kafka partition h
 `timestamp` plus one or more numeric columns. A missing or unparsable value still gets a score
 (from the remaining columns, or 0 when none is left) and is not learned from.
 
+A result CSV has the columns timestamp, anomaly_score, alert, raw_score, raw_error, then
+expected_<metric> per input metric (the model's forecast in the metric's units) and, on alert
+rows, `metrics`: the event's metrics ranked by their share of its surprise, as JSON
+[[metric, share], ...]. A file the engine could not score meaningfully (bad header, too many
+metrics, a column without numbers) is an InputFileError before any file is replayed.
+
 Beside the scores, `replay_many` keeps a manifest, OUT/replay.json, naming for each result CSV
 its source file, stream name and the alert threshold that stream used (what `detector report`
 needs to draw the input series next to the scores).
@@ -22,13 +28,16 @@ from pathlib import Path
 
 import structlog
 
-from detector.engine import Engine, EngineConfig, Event
+from detector.engine import BatchResult, Engine, EngineConfig, Event
 from detector.engine.policy import threshold_for
+from detector.errors import InputFileError
 from detector.records import parse_ts
 
 log = structlog.get_logger("detector.replay")
 
 OUTPUT_HEADER = ("timestamp", "anomaly_score", "alert", "raw_score", "raw_error")
+EXPECTED_PREFIX = "expected_"  # then one column per input metric: the model's forecast
+METRICS_COLUMN = "metrics"     # on alert rows: JSON [[metric, share], ...], largest first
 MANIFEST = "replay.json"
 REPLAY_BATCH = 1_024
 
@@ -56,13 +65,63 @@ def discover(inputs: Sequence[Path]) -> list[tuple[Path, Path]]:
 
 
 def read_rows(path: Path) -> tuple[list[str], list[str], list[list[str]]]:
+    """(metric names, timestamps, rows) of a CSV of `timestamp` then numeric columns."""
     with path.open(newline="") as handle:
         reader = csv.reader(handle)
-        header = next(reader, None)
-        if not header or header[0].strip().lower() != "timestamp" or len(header) < 2:
-            raise ValueError(f"{path}: the header must be 'timestamp' then numeric columns")
+        metrics = _metrics_of(path, next(reader, None))
         rows = [row for row in reader if row]
-    return [h.strip() for h in header[1:]], [r[0] for r in rows], rows
+    return metrics, [r[0] for r in rows], rows
+
+
+def _metrics_of(path: Path, header: list[str] | None) -> list[str]:
+    """The metric names a header declares, or InputFileError naming what is wrong with it."""
+    if not header:
+        raise InputFileError(f"{path}: empty file (expected a header: timestamp,<metric>,...)")
+    names = [h.strip() for h in header]
+    if names[0].lower() != "timestamp":
+        raise InputFileError(f"{path}: bad header: the first column must be 'timestamp', "
+                             f"got {header[0]!r}")
+    if len(names) < 2:
+        raise InputFileError(f"{path}: bad header: no metric column after 'timestamp'")
+    metrics = names[1:]
+    if "" in metrics:
+        raise InputFileError(f"{path}: bad header: column {metrics.index('') + 2} has no name")
+    repeated = next((m for i, m in enumerate(metrics) if m in metrics[:i]), None)
+    if repeated is not None:
+        raise InputFileError(f"{path}: bad header: column {repeated!r} appears twice")
+    return metrics
+
+
+def check_input(path: Path, max_metrics: int) -> None:
+    """Fail fast, naming the file, on what would make a replay meaningless: a bad header, more
+    metrics than the engine takes (every row would be rejected and score 0), no data row, or
+    a column that never holds a number (no event would carry every metric, which a stream's
+    first event must). Reads only as far as every column has shown a number."""
+    with path.open(newline="") as handle:
+        reader = csv.reader(handle)
+        metrics = _metrics_of(path, next(reader, None))
+        if len(metrics) > max_metrics:
+            raise InputFileError(
+                f"{path}:2: {len(metrics)} metrics per row, more than "
+                f"DETECTOR_MODEL_MAX_METRICS={max_metrics} allows (set it to {len(metrics)} "
+                "or more)")
+        waiting = dict.fromkeys(range(len(metrics)))
+        rows = 0
+        for row in reader:
+            if not row:
+                continue
+            rows += 1
+            for j in [j for j in waiting if j + 1 < len(row)
+                      and not math.isnan(parse_value(row[j + 1]))]:
+                del waiting[j]
+            if not waiting:
+                return
+    if rows == 0:
+        raise InputFileError(f"{path}: no data row after the header")
+    names = [metrics[j] for j in waiting]
+    raise InputFileError(f"{path}: no numeric value in column{'s' * (len(names) > 1)} "
+                         f"{', '.join(map(repr, names))} (every column after 'timestamp' "
+                         "must be a number)")
 
 
 def parse_value(text: str) -> float:
@@ -102,21 +161,33 @@ def replay_file(path: Path, output: Path, config: EngineConfig, stream: str | No
     output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(OUTPUT_HEADER)
+        writer.writerow((*OUTPUT_HEADER, *(f"{EXPECTED_PREFIX}{m}" for m in metrics),
+                         METRICS_COLUMN))
         for start in range(0, len(events), REPLAY_BATCH):
             result = engine.process(events[start:start + REPLAY_BATCH])
             for i, stamp in enumerate(stamps[start:start + REPLAY_BATCH]):
-                ok = result.rejected[i] is None
-                score = float(result.score[i]) if ok else 0.0
-                raw = float(result.raw_score[i]) if ok else 0.0
-                alert = bool(result.alert[i]) and ok
-                error = result.error[i]
-                done.alerts += alert
-                writer.writerow((stamp, f"{score:.6f}", int(alert), f"{raw:.6f}",
-                                 "" if math.isnan(error) else f"{error:.6g}"))
+                row = _output_row(stamp, result, i, len(metrics))
+                done.alerts += row[2]
+                writer.writerow(row)
             if on_row is not None:
                 on_row(len(result))
     return done
+
+
+def _output_row(stamp: str, result: BatchResult, i: int, n_metrics: int) -> list:
+    """One row of a result CSV (the columns of OUTPUT_HEADER, then the expected value of each
+    metric, then the ranked metrics of an alert); a rejected event scores 0 and expects
+    nothing."""
+    if result.rejected[i] is not None:
+        return [stamp, f"{0.0:.6f}", 0, f"{0.0:.6f}", "", *[""] * n_metrics, ""]
+    alert = int(bool(result.alert[i]))
+    error = result.error[i]
+    # The engine's metric order is the stream's first event's, which is the header's.
+    expected = ["" if math.isnan(v) else f"{v:.6g}" for v in result.expected[i, :n_metrics]]
+    ranked = (json.dumps([[name, round(share, 4)] for name, share in result.ranked(i)
+                          if round(share, 4) > 0]) if alert else "")
+    return [stamp, f"{float(result.score[i]):.6f}", alert, f"{float(result.raw_score[i]):.6f}",
+            "" if math.isnan(error) else f"{error:.6g}", *expected, ranked]
 
 
 def _replay_one(args: tuple[Path, Path, EngineConfig, str]) -> ReplayedFile:
@@ -137,6 +208,8 @@ def replay_many(files: Iterable[tuple[Path, Path]], out_dir: Path, config: Engin
     per_file = configs or {}
     tasks = [(src, out_dir / rel, per_file.get(rel, config), rel.with_suffix("").as_posix())
              for src, rel in files]
+    for src, _, task_config, _ in tasks:
+        check_input(src, task_config.max_metrics)
     # Longest first keeps the workers busy to the end.
     tasks.sort(key=lambda t: t[0].stat().st_size, reverse=True)
     results: list[ReplayedFile] = []

@@ -104,6 +104,12 @@ def test_alerts_match_the_schema_and_carry_unique_deterministic_ids(
         assert alert["score"] >= alert["threshold"]
         assert set(alert["expected"]) == set(alert["actual"]) == {
             "bytes_in", "bytes_out", "packets_in", "flows"}
+        ranked = alert["metrics"]  # every metric, the one that made the event unusual first
+        assert {m["name"] for m in ranked} == set(alert["expected"])
+        assert [m["share"] for m in ranked] == sorted((m["share"] for m in ranked),
+                                                      reverse=True)
+        assert sum(m["share"] for m in ranked) == pytest.approx(1.0, abs=1e-3)
+        assert all(m["expected"] == alert["expected"][m["name"]] for m in ranked)
     assert len({a["alert_id"] for a in alerts}) == len(alerts)
 
 

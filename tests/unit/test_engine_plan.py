@@ -20,7 +20,8 @@ def empty_result(n: int, d: int) -> BatchResult:
     return BatchResult(rejected=[None] * n, score=np.zeros(n), raw_score=np.zeros(n),
                        error=np.zeros(n), alert=np.zeros(n, bool), threshold=np.zeros(n),
                        warming=np.zeros(n, bool), expected=np.zeros((n, d)),
-                       actual=np.full((n, d), np.nan), metric_names=[()] * n)
+                       actual=np.full((n, d), np.nan), contribution=np.full((n, d), np.nan),
+                       metric_names=[()] * n)
 
 
 def roughen(events: list[Event], rng: random.Random) -> list[Event]:

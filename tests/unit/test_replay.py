@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from detector.cli import main
 from detector.engine import EngineConfig
 from detector.io.csv_replay import replay_file
+from tests.conftest import REPO
 
 CONFIG = EngineConfig(hidden_size=8, window=4, train_batch=4, warmup_events=20)
 
@@ -67,7 +72,8 @@ def test_replay_command_mirrors_a_folder_of_csv_files(tmp_path: Path, clean_env)
         with (tmp_path / "out" / rel).open() as handle:
             rows = list(csv.DictReader(handle))
         assert len(rows) == 60
-        assert set(rows[0]) == {"timestamp", "anomaly_score", "alert", "raw_score", "raw_error"}
+        assert list(rows[0]) == ["timestamp", "anomaly_score", "alert", "raw_score",
+                                 "raw_error", "expected_value", "metrics"]
 
 
 def test_spatial_margin_scores_a_new_extreme_as_one(tmp_path: Path) -> None:
@@ -96,3 +102,79 @@ def test_spatial_rule_catches_a_sustained_shift_that_sets_no_new_extreme(tmp_pat
     assert (raws[16.0][20:150] < 1.0).all(), "the steady swing is not a shift"
     assert (raws[16.0][150:160] == 1.0).any()
     assert (raws[0.0][150:] < 1.0).all(), "without the mean, no value is a new extreme"
+
+
+def write_table(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows([header, *rows])
+    return path
+
+
+def test_result_rows_carry_expected_values_and_ranked_metrics_on_alert_rows(
+        tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    rows = []
+    for i in range(300):
+        level = 1 + 0.2 * math.sin(i / 20)
+        row = [1e6 * level, 1_500 * level, 40 * level]
+        row = [v * math.exp(rng.normal(0, 0.03)) for v in row]
+        if i == 250:
+            row[2] *= 8  # flows spike; bytes and packets stay as usual
+        rows.append([str(1_400_000_000 + 300 * i), *(f"{v:.4f}" for v in row)])
+    write_table(tmp_path / "s.csv", ["timestamp", "bytes", "packets", "flows"], rows)
+    replay_file(tmp_path / "s.csv", tmp_path / "out.csv", CONFIG)
+    with (tmp_path / "out.csv").open() as handle:
+        out = list(csv.DictReader(handle))
+    assert list(out[0])[5:] == ["expected_bytes", "expected_packets", "expected_flows",
+                                "metrics"]
+    assert out[250]["alert"] == "1", "the spike must alert for this test to mean anything"
+    assert all((row["metrics"] != "") == (row["alert"] == "1") for row in out)
+    for row, source in zip(out[100:250], rows[100:250], strict=True):  # learned, before it
+        for j, metric in enumerate(("bytes", "packets", "flows")):
+            assert float(row[f"expected_{metric}"]) == pytest.approx(float(source[j + 1]),
+                                                                      rel=0.3)
+    ranked = json.loads(out[250]["metrics"])
+    assert ranked[0][0] == "flows" and ranked[0][1] > 0.5
+    assert sum(share for _, share in ranked) == pytest.approx(1.0, abs=1e-3)
+    assert float(out[250]["expected_flows"]) < float(rows[250][3]) / 3
+
+
+@pytest.mark.parametrize(("header", "rows", "problem"), [
+    (["time", "value"], [["1", "2"]], "bad header: the first column must be 'timestamp'"),
+    (["timestamp"], [["1"]], "bad header: no metric column"),
+    (["timestamp", "a", "a"], [["1", "2", "3"]], "bad header: column 'a' appears twice"),
+    (["timestamp", "a", "host"], [["1", "2", "x"], ["2", "3", "y"]],
+     "no numeric value in column 'host'"),
+    (["timestamp", "value"], [], "no data row after the header"),
+    (["timestamp", *(f"m{j:02d}" for j in range(19))], [["1", *["0.5"] * 19]],
+     ":2: 19 metrics per row, more than DETECTOR_MODEL_MAX_METRICS=8"),
+])
+def test_replay_of_an_unusable_csv_exits_2_with_one_line_naming_the_file(
+        tmp_path: Path, clean_env, capsys, header: list[str], rows: list[list[str]],
+        problem: str) -> None:
+    good = write_table(tmp_path / "in/good.csv", ["timestamp", "value"], [["1", "2"]])
+    bad = write_table(tmp_path / "in/bad.csv", header, rows)
+    assert main(["replay", str(good), str(bad), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"detector: {bad}") and problem in err
+    assert not (tmp_path / "out").exists(), "nothing is replayed when one input is unusable"
+
+
+def test_too_many_metrics_is_an_error_in_a_parallel_replay_too_not_silent_zeros(
+        tmp_path: Path) -> None:
+    header = ["timestamp", *(f"m{j:02d}" for j in range(19))]
+    bad = write_table(tmp_path / "wide.csv", header,
+                      [[str(1_400_000_000 + 60 * i), *["0.5"] * 19] for i in range(50)])
+    env = {"PATH": "/usr/bin:/bin", "DETECTOR_MODEL_MAX_METRICS": "8"}
+    proc = subprocess.run([sys.executable, "-m", "detector", "replay", str(bad),
+                           str(tmp_path / "wide.csv"), "--out", str(tmp_path / "out"),
+                           "--jobs", "2"], env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        f"detector: {bad}:2: 19 metrics per row, more than DETECTOR_MODEL_MAX_METRICS=8 "
+        "allows (set it to 19 or more)"]
+    env["DETECTOR_MODEL_MAX_METRICS"] = "19"
+    assert subprocess.run([sys.executable, "-m", "detector", "replay", str(bad), "--out",
+                           str(tmp_path / "out")], env=env, cwd=REPO, capture_output=True,
+                          timeout=120).returncode == 0

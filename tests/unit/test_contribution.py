@@ -1,0 +1,76 @@
+"""Which metric made an event unusual: each metric's share of the standardised surprise."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from detector.engine import Engine, EngineConfig, Event, calibrator
+from tests.unit.factories import T0
+
+FAST = EngineConfig(hidden_size=16, window=4, train_batch=8, warmup_events=32)
+SCALES = {"bytes_in": 1.2e6, "bytes_out": 3.4e5, "packets_in": 1_500.0, "flows": 40.0}
+
+
+def four_metric_stream(n: int, spike_at: int, metric: str, factor: float) -> list[Event]:
+    """One stream of four correlated metrics of very different scales; one metric spikes."""
+    rng = np.random.default_rng(5)
+    events = []
+    for t in range(n):
+        level = 1 + 0.3 * math.sin(2 * math.pi * t / 288)
+        values = {m: s * level * math.exp(rng.normal(0, 0.03)) for m, s in SCALES.items()}
+        if t == spike_at:
+            values[metric] *= factor
+        events.append(Event("edge-07/eth0", T0 + 300 * t, values))
+    return events
+
+
+def test_shares_split_the_standardised_surprise_and_leave_invalid_metrics_out() -> None:
+    squares = np.array([[9.0, 1.0, -1.0, 0.0],     # third metric missing
+                        [0.0, 0.0, 0.0, -1.0],     # no surprise at all: shared equally
+                        [1e308, 1e308, 4.0, 1.0],  # a sum of these would overflow
+                        [-1.0, -1.0, -1.0, -1.0]])  # nothing valid
+    out = calibrator.shares(squares)
+    np.testing.assert_allclose(out[0], [0.9, 0.1, np.nan, 0.0])
+    np.testing.assert_allclose(out[1], [1 / 3, 1 / 3, 1 / 3, np.nan])
+    np.testing.assert_allclose(out[2], [0.5, 0.5, 0.0, 0.0], atol=1e-12)
+    assert np.isnan(out[3]).all()
+
+
+def test_shares_rank_metrics_as_the_surprise_the_score_is_built_from() -> None:
+    rng = np.random.default_rng(1)
+    residual = rng.normal(0, 3, size=(50, 4))
+    res_var = rng.uniform(0.5, 4, size=(50, 4))
+    valid = rng.random((50, 4)) > 0.2
+    min_var = np.full((50, 4), 1e-6)
+    squares = calibrator.standardised_squares(residual, valid, res_var, min_var)
+    out = calibrator.shares(squares)
+    worst = calibrator.surprise(residual, valid, res_var, min_var)
+    for i in np.flatnonzero(valid.any(axis=1)):
+        assert np.nansum(out[i]) == pytest.approx(1.0)
+        assert np.nanargmax(out[i]) == np.argmax(np.where(valid[i], squares[i], -1))
+        assert squares[i, np.nanargmax(out[i])] == worst[i]
+
+
+@pytest.mark.parametrize("metric", ["flows", "packets_in"])
+def test_alert_on_a_spike_in_one_small_metric_ranks_that_metric_first(metric: str) -> None:
+    events = four_metric_stream(400, spike_at=350, metric=metric, factor=6.0)
+    result = Engine(FAST).process(events)
+    assert result.alert[350], "the spike must alert for this test to mean anything"
+    ranked = result.ranked(350)
+    assert [name for name, _ in ranked][0] == metric and ranked[0][1] > 0.5
+    assert sorted(name for name, _ in ranked) == sorted(SCALES)
+    assert sum(share for _, share in ranked) == pytest.approx(1.0)
+    assert [s for _, s in ranked] == sorted((s for _, s in ranked), reverse=True)
+
+
+def test_a_missing_metric_gets_no_share_and_is_left_out_of_the_ranking() -> None:
+    events = four_metric_stream(120, spike_at=-1, metric="flows", factor=1.0)
+    last = events[-1]
+    events[-1] = Event(last.stream, last.ts, {**last.metrics, "flows": math.nan})
+    result = Engine(FAST).process(events)
+    j = result.metric_names[-1].index("flows")
+    assert math.isnan(result.contribution[-1, j])
+    assert set(dict(result.ranked(len(events) - 1))) == set(SCALES) - {"flows"}
