@@ -13,6 +13,7 @@ from pathlib import Path
 import structlog
 
 from detector import __version__
+from detector.cli_config import add_setting_flags, blame_flag, flag_overrides
 from detector.errors import (
     BrokerUnavailableError,
     DetectorError,
@@ -20,7 +21,8 @@ from detector.errors import (
     SettingsError,
 )
 from detector.logs import configure_logging
-from detector.settings import Settings, load_settings, render_example_env, settings_summary
+from detector.settings import Settings, settings_summary
+from detector.settings_env import load_settings
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -34,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("detector.cli_training", "evaluate_command"),
     "bench": ("detector.cli", "_bench"),
     "report": ("detector.cli", "_report"),
+    "config": ("detector.cli_config", "config_command"),
 }
 
 log = structlog.get_logger("detector.cli")
@@ -47,9 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser("run", help="run the daemon: consume events, score them, publish alerts",
-                   description="Run the daemon against DETECTOR_KAFKA_BOOTSTRAP_SERVERS. "
-                   "SIGTERM/SIGINT stop it gracefully (finish batch, flush, commit, close).")
+    run = sub.add_parser("run", help="run the daemon: consume events, score them, publish "
+                         "alerts", description="Run the daemon against the Kafka cluster "
+                         "(--bootstrap-server or DETECTOR_KAFKA_BOOTSTRAP_SERVERS). Every "
+                         "setting is a DETECTOR_* variable (`detector config --example` lists "
+                         "them); the flags below override the ones Kafka's tools take as "
+                         "flags. SIGTERM/SIGINT stop it gracefully (finish batch, flush, commit, "
+                         "close).")
+    add_setting_flags(run)
 
     sim = sub.add_parser("simulate", help="produce synthetic network telemetry to the input "
                          "topic", description="Produce realistic traffic (daily/weekly cycles, "
@@ -158,13 +166,18 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--bootstrap-servers", default="", help="Kafka to use (default "
                     "DETECTOR_KAFKA_BOOTSTRAP_SERVERS; an embedded broker when both are empty)")
 
-    cfg = sub.add_parser("config", help="print or check the settings")
+    cfg = sub.add_parser("config", help="print or check the settings",
+                         description="--example prints every setting; --check validates the "
+                         "settings `run` would use with the same flags and environment, prints "
+                         "them (secrets masked) and asks the Kafka cluster whether it answers "
+                         "(exit 2 when not, within a few seconds).")
     group = cfg.add_mutually_exclusive_group()
     group.add_argument("--example", action="store_true",
                        help="print config.example.env (every setting, default and meaning)")
     group.add_argument("--check", action="store_true",
-                       help="validate the DETECTOR_* environment and print the effective "
-                       "settings (secrets masked)")
+                       help="validate the settings, print them and check the cluster answers")
+    add_setting_flags(cfg)
+    cfg.set_defaults(usage=cfg.format_help)
     return parser
 
 
@@ -182,12 +195,10 @@ def _traffic_options(p: argparse.ArgumentParser, *, steps: int, rate: float) -> 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings()
+        settings = load_settings(getattr(args, "env_file", None), flag_overrides(args))
     except SettingsError as exc:
-        print(f"detector: configuration error: {exc}", file=sys.stderr)
+        print(f"detector: configuration error: {blame_flag(str(exc), args)}", file=sys.stderr)
         return EXIT_USAGE
-    if args.command == "config":
-        return _config(args, settings)
     configure_logging(settings.log.level, settings.log.format)
     module, name = COMMANDS[args.command]
     # Imported on use: `detector --help` and `config` stay fast, the demo's deps stay optional.
@@ -195,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handler(args, settings))
     except (SettingsError, BrokerUnavailableError) as exc:
-        print(f"detector: configuration error: {exc}", file=sys.stderr)
+        print(f"detector: configuration error: {blame_flag(str(exc), args)}", file=sys.stderr)
         return EXIT_USAGE
     except InputFileError as exc:
         print(f"detector: {exc}", file=sys.stderr)
@@ -203,16 +214,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DetectorError as exc:
         log.error("fatal", error=str(exc))
         return EXIT_FAILURE
-
-
-def _config(args: argparse.Namespace, settings: Settings) -> int:
-    if args.example:
-        sys.stdout.write(render_example_env())
-    else:
-        import json  # noqa: PLC0415
-
-        print(json.dumps(settings_summary(settings), indent=2, default=str))
-    return EXIT_OK
 
 
 def _require_bootstrap(settings: Settings) -> None:

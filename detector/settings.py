@@ -1,28 +1,51 @@
 """The one settings tree: every DETECTOR_* variable is declared, documented and validated here.
 
 Variables are named `DETECTOR_<SECTION>_<FIELD>` with single underscores
-(`DETECTOR_ALERT_THRESHOLD`, `DETECTOR_KAFKA_BOOTSTRAP_SERVERS`). A `DETECTOR_*` name that
-matches no field is an error: pydantic-settings would silently ignore a misspelling.
+(`DETECTOR_ALERT_THRESHOLD`, `DETECTOR_KAFKA_BOOTSTRAP_SERVERS`). They are read by
+`detector.settings_env.load_settings`, where a `DETECTOR_*` name that matches no field is an
+error: pydantic-settings would silently ignore a misspelling.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from detector.errors import SettingsError
 
 ENV_PREFIX = "DETECTOR_"
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _choices_ignore_case(cls, data: Any) -> Any:
+        """`debug`, `sasl_ssl`, `Earliest`: a choice is matched whatever its case and stored
+        as declared, which is what the Kafka client and the logger expect."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for name, field in cls.model_fields.items():
+            value = out.get(name)
+            if isinstance(value, str) and get_origin(field.annotation) is Literal:
+                match = [c for c in get_args(field.annotation) if c.lower() == value.lower()]
+                if match:
+                    out[name] = match[0]
+        return out
 
 
 class KafkaSettings(_Section):
@@ -104,6 +127,15 @@ class KafkaSettings(_Section):
             data = {**data, secret: _read_secret(f"{secret}_file", path)}
         return data
 
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _check_bootstrap_list(cls, value: str) -> str:
+        for entry in [e.strip() for e in value.split(",") if e.strip()]:
+            problem = bootstrap_problem(entry)
+            if problem:
+                raise ValueError(f"{entry!r} {problem}; expected host:port[,host:port...]")
+        return value
+
     @model_validator(mode="after")
     def _check_consistency(self) -> KafkaSettings:
         if self.heartbeat_interval_ms >= self.session_timeout_ms:
@@ -131,6 +163,23 @@ class KafkaSettings(_Section):
     @property
     def bootstrap_list(self) -> list[str]:
         return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
+
+
+_HOST = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?|\[[0-9A-Fa-f:.%a-z]+\]")
+
+
+def bootstrap_problem(entry: str) -> str:
+    """What is wrong with one bootstrap address (host:port, an IPv6 host in brackets), or ''."""
+    host, colon, port = entry.rpartition(":")
+    if not colon or not host:
+        return "has no port" if not colon else "has no host"
+    if ":" in host and not host.startswith("["):
+        return f"has an IPv6 host without brackets (write [{host}]:{port})"
+    if not _HOST.fullmatch(host):
+        return f"has an invalid host {host!r}"
+    if not port.isdigit() or not 1 <= int(port) <= 65_535:
+        return f"has a port outside 1-65535 ({port!r})"
+    return ""
 
 
 def _read_secret(name: str, path: str) -> str:
@@ -290,50 +339,6 @@ def iter_setting_fields() -> Iterator[tuple[str, str, Any, str]]:
 
 def known_env_names() -> frozenset[str]:
     return frozenset(name for name, *_ in iter_setting_fields())
-
-
-def load_settings(**overrides: Any) -> Settings:
-    """Read and validate the settings, raising SettingsError naming the offending variable."""
-    known = known_env_names()
-    unknown = sorted(k for k in os.environ
-                     if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
-    if unknown:
-        raise SettingsError(f"{unknown[0]}: unknown setting (every setting is listed in "
-                            "config.example.env)")
-    _check_json_settings()
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        raise SettingsError(_describe(exc)) from None
-
-
-def _check_json_settings() -> None:
-    """JSON-valued settings fail inside pydantic-settings without naming the variable."""
-    for env_name, _, default, _ in iter_setting_fields():
-        raw = os.environ.get(env_name)
-        if raw is not None and isinstance(default, dict | list):
-            try:
-                json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise SettingsError(f"{env_name}: not valid JSON ({exc.msg})") from None
-
-
-def _describe(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    loc = [str(p) for p in first["loc"]]
-    message = first["msg"]
-    if len(loc) == 1 and first.get("type") == "value_error":
-        # A cross-field check of a section: its message starts with the field it blames.
-        message = message.removeprefix("Value error, ")
-        blamed = message.split(":")[0].split()[0]
-        loc.append(blamed)
-        message = message.removeprefix(f"{blamed}: ")
-    name = f"{ENV_PREFIX}{'_'.join(loc)}".upper() if loc else "settings"
-    if first.get("type") not in ("value_error", "missing") and "input" in first:
-        shown = first["input"]
-        if isinstance(shown, str | int | float) and "password" not in name.lower():
-            message = f"{message} (got {shown!r})"
-    return f"{name}: {message}"
 
 
 def render_example_env() -> str:

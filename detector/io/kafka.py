@@ -115,3 +115,27 @@ def ensure_topics(k: KafkaSettings, topics: list[str]) -> list[str]:
         return missing
     finally:
         admin.close()
+
+
+def probe_cluster(k: KafkaSettings, timeout_s: float) -> tuple[int, set[str]]:
+    """(brokers, topic names) of the cluster, asked with a timeout of `timeout_s` for each
+    step (a check should answer in seconds, not DETECTOR_KAFKA_CONNECT_TIMEOUT_MS)."""
+    ms = max(100, int(timeout_s * 1000))
+    try:
+        admin = KafkaAdminClient(**{**client_config(k), "bootstrap_timeout_ms": ms,
+                                    "request_timeout_ms": ms})
+    except KafkaTimeoutError:
+        raise BrokerUnavailableError(
+            f"DETECTOR_KAFKA_BOOTSTRAP_SERVERS: no broker answered at {k.bootstrap_servers!r} "
+            f"within {timeout_s:g} s") from None
+    except _REFUSALS as exc:
+        raise _refused(exc) from None
+    try:
+        brokers = len(admin.describe_cluster().get("brokers", []))
+        return brokers, set(admin.list_topics())
+    except KafkaTimeoutError as exc:
+        raise _unreachable(k, exc) from None
+    except _REFUSALS as exc:
+        raise _refused(exc) from None
+    finally:
+        admin.close()

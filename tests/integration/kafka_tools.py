@@ -105,9 +105,9 @@ def daemon_env(bootstrap: str, input_topic: str, output_topic: str, group: str,
     return env
 
 
-def start_daemon(env: Mapping[str, str], log_path: Path) -> subprocess.Popen:
+def start_daemon(env: Mapping[str, str], log_path: Path, *args: str) -> subprocess.Popen:
     log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the process
-    return subprocess.Popen([sys.executable, "-m", "detector", "run"], env=dict(env),
+    return subprocess.Popen([sys.executable, "-m", "detector", "run", *args], env=dict(env),
                             stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
 
 
