@@ -240,11 +240,8 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm  # noqa: PLC0415
 
     from detector.engine import EngineConfig  # noqa: PLC0415
-    from detector.io.csv_replay import (  # noqa: PLC0415
-        check_input,
-        discover,
-        replay_many,
-    )
+    from detector.io.csv_format import check_input, discover  # noqa: PLC0415
+    from detector.io.csv_replay import replay_many  # noqa: PLC0415
 
     try:
         files = discover(args.inputs)

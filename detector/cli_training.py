@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from detector.engine import EngineConfig
-from detector.io.csv_replay import discover
+from detector.io.csv_format import discover
 from detector.nab.corpus import DataFile, Profile
 from detector.nab.scorer import layout, score_corpus
 from detector.settings import Settings

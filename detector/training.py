@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.engine import Engine, EngineConfig, Event
-from detector.io.csv_replay import read_rows
+from detector.io.csv_format import read_rows
 from detector.records import parse_ts
 from detector.state.model_file import save_model
 

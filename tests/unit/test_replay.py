@@ -7,6 +7,7 @@ import json
 import math
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,10 @@ def test_spatial_rule_catches_a_sustained_shift_that_sets_no_new_extreme(tmp_pat
     assert (raws[0.0][150:] < 1.0).all(), "without the mean, no value is a new extreme"
 
 
+def iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def write_table(path: Path, header: list[str], rows: list[list[str]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
@@ -121,7 +126,7 @@ def test_result_rows_carry_expected_values_and_ranked_metrics_on_alert_rows(
         row = [v * math.exp(rng.normal(0, 0.03)) for v in row]
         if i == 250:
             row[2] *= 8  # flows spike; bytes and packets stay as usual
-        rows.append([str(1_400_000_000 + 300 * i), *(f"{v:.4f}" for v in row)])
+        rows.append([iso(1_400_000_000 + 300 * i), *(f"{v:.4f}" for v in row)])
     write_table(tmp_path / "s.csv", ["timestamp", "bytes", "packets", "flows"], rows)
     replay_file(tmp_path / "s.csv", tmp_path / "out.csv", CONFIG)
     with (tmp_path / "out.csv").open() as handle:
@@ -165,7 +170,7 @@ def test_too_many_metrics_is_an_error_in_a_parallel_replay_too_not_silent_zeros(
         tmp_path: Path) -> None:
     header = ["timestamp", *(f"m{j:02d}" for j in range(19))]
     bad = write_table(tmp_path / "wide.csv", header,
-                      [[str(1_400_000_000 + 60 * i), *["0.5"] * 19] for i in range(50)])
+                      [[iso(1_400_000_000 + 60 * i), *["0.5"] * 19] for i in range(50)])
     env = {"PATH": "/usr/bin:/bin", "DETECTOR_MODEL_MAX_METRICS": "8"}
     proc = subprocess.run([sys.executable, "-m", "detector", "replay", str(bad),
                            str(tmp_path / "wide.csv"), "--out", str(tmp_path / "out"),
