@@ -126,15 +126,17 @@ def build_parser() -> argparse.ArgumentParser:
                      "not comparable with the scoreboard")
 
     nab.add_argument("--no-report", action="store_true",
-                     help="skip the figures and index.html (DIR/report/) drawn after the run")
+                     help="skip the report page (DIR/report/index.html) written after the run")
 
-    report = sub.add_parser("report", help="draw a replay or bench run: a PNG per stream and "
-                            "an index.html", description="Draw every result CSV under RUN_DIR "
-                            "(written by `replay --out` or `bench nab --out`) as one PNG: the "
-                            "input series, the anomaly score, the alert threshold, the alerts "
-                            "and, with labels, the label windows. index.html shows them all "
-                            "under a table of events, alerts and windows detected / missed "
-                            "per stream.")
+    report = sub.add_parser("report", help="a replay or bench run as one HTML page to "
+                            "investigate it", description="Write RUN_DIR (from `replay --out` "
+                            "or `bench nab --out`) as one self-contained HTML page (no network "
+                            "needed): a sortable, filterable table of streams (events, alerts "
+                            "and, with labels, windows caught and missed) and of alerts (time, "
+                            "stream, score, severity, metrics ranked by their share with "
+                            "expected vs actual); per stream one panel per metric (actual and "
+                            "expected) above the anomaly score and threshold, alerts marked on "
+                            "the metric behind them, label windows shaded; zoom and hover.")
     report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     report.add_argument("--labels", type=Path, default=None,
                         help="label windows (JSON of relative path -> [[start, end], ...], NAB's "

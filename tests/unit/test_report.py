@@ -1,68 +1,76 @@
-"""`detector report` over a real replay run: figures, the index table, label windows."""
+"""`detector report` over a real replay run: one self-contained page, its tables (streams with
+label windows caught and missed, alerts with ranked metrics) and the panels' data."""
 
 from __future__ import annotations
 
 import csv
 import json
-import math
-import os
 import re
+import shutil
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
-from matplotlib import image
 
 from detector.cli import main
-from detector.report import HEIGHT_PX, WIDTH_PX, envelope
-
-T0 = datetime(2014, 5, 1)
-STREAMS = ("hosts/a.csv", "links/b.csv")
-
-
-def stamp(row: int) -> str:
-    return (T0 + timedelta(minutes=5 * row)).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def write_stream(path: Path, seed: int, spikes: tuple[int, ...], n: int = 400) -> None:
-    rng = np.random.default_rng(seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["timestamp", "value"])
-        for i in range(n):
-            value = 50 + 10 * math.sin(i / 12) + rng.normal(0, 1) + (60 if i in spikes else 0)
-            writer.writerow([stamp(i), f"{value:.4f}"])
+from detector.report.load import StreamRun
+from detector.report.series import COLUMNS, envelope, stream_payload, to_json
+from tests.unit.report_data import (
+    FLOWS_SPIKE,
+    HOST,
+    LINK,
+    LINK_METRICS,
+    PACKETS_DROP,
+    alert_rows,
+    replay_run,
+    write_inputs,
+)
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A replay of two streams through the CLI; links/* alert at 0.6, the rest at 0.7."""
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    """(run directory, labels file)."""
     root = tmp_path_factory.mktemp("report")
-    write_stream(root / "in" / STREAMS[0], seed=0, spikes=(150, 250, 330))
-    write_stream(root / "in" / STREAMS[1], seed=1, spikes=(200,))
-    with pytest.MonkeyPatch.context() as env:
-        for name in [n for n in os.environ if n.startswith("DETECTOR_")]:
-            env.delenv(name)
-        env.setenv("DETECTOR_ALERT_OVERRIDES", '{"links/*": 0.6}')
-        assert main(["replay", str(root / "in"), "--out", str(root / "run"), "--jobs", "1"]) == 0
-    yield root / "run"
+    labels = write_inputs(root)
+    yield replay_run(root), labels
 
 
-def alert_rows(path: Path) -> list[int]:
-    with path.open() as handle:
-        return [i for i, r in enumerate(csv.DictReader(handle)) if r["alert"] == "1"]
+class Tables(HTMLParser):
+    """Cell texts of every table by id: {"streams": {"body": [[...]], "foot": [[...]]}}."""
 
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.tables: dict[str, dict[str, list[list[str]]]] = {}
+        self._table: str | None = None
+        self._part = ""
+        self._cell: list[str] | None = None
+        self.feed(text)
 
-def table(index: Path) -> dict[str, list[str]]:
-    """Summary table of index.html: first cell (link text) -> the other cells."""
-    rows = {}
-    for row in re.findall(r"<tr(?: class=total)?>(<td>.*?)</tr>", index.read_text()):
-        cells = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td>(.*?)</td>", row)]
-        rows[cells[0]] = cells[1:]
-    return rows
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag == "table":
+            self._table = dict(attrs)["id"]
+            self.tables[self._table] = {"body": [], "foot": []}
+        elif tag in ("tbody", "tfoot"):
+            self._part = tag[1:]
+        elif tag == "tr" and self._part:
+            self.tables[self._table][self._part].append([])
+        elif tag == "td":
+            self._cell = []
+        elif tag == "br" and self._cell is not None:
+            self._cell.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._cell is not None:
+            self.tables[self._table][self._part][-1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag in ("tbody", "tfoot"):
+            self._part = ""
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
 
 
 def report(run_dir: Path, out: Path, *extra: str) -> Path:
@@ -70,59 +78,117 @@ def report(run_dir: Path, out: Path, *extra: str) -> Path:
     return out / "index.html"
 
 
-def test_report_draws_one_valid_png_per_stream_with_red_alert_markers(run_dir: Path,
-                                                                      tmp_path: Path) -> None:
-    index = report(run_dir, tmp_path / "report")
-    pngs = sorted((tmp_path / "report").glob("*.png"))
-    assert [p.name for p in pngs] == ["hosts__a.png", "links__b.png"]
-    html = index.read_text()
-    for png, rel in zip(pngs, STREAMS, strict=True):
-        assert f'src="{png.name}"' in html
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
-        pixels = image.imread(png)
-        assert pixels.shape[:2] == (HEIGHT_PX, WIDTH_PX)
-        red = (pixels[..., 0] > 0.95) & (pixels[..., 1] < 0.05) & (pixels[..., 2] < 0.05)
-        assert (red.sum() > 0) == bool(alert_rows(run_dir / rel)), png.name
+def page_data(index: Path) -> dict:
+    text = index.read_text()
+    found = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', text,
+                      re.S)
+    assert found
+    return json.loads(found.group(1))
 
 
-def test_index_lists_events_alerts_and_the_threshold_each_stream_used(run_dir: Path,
-                                                                      tmp_path: Path) -> None:
-    rows = table(report(run_dir, tmp_path / "report"))
-    counts = {rel: len(alert_rows(run_dir / rel)) for rel in STREAMS}
-    assert sum(counts.values()) >= 2, "the spikes must alert for this test to mean anything"
-    assert rows["hosts/a.csv"] == ["400", str(counts["hosts/a.csv"]), "0.7"]
-    assert rows["links/b.csv"] == ["400", str(counts["links/b.csv"]), "0.6"]
-    assert rows["total"] == ["800", str(sum(counts.values())), ""]
+def test_report_is_one_page_that_needs_no_other_file_or_network(run, tmp_path: Path) -> None:
+    index = report(run[0], tmp_path / "report")
+    assert [p.name for p in (tmp_path / "report").iterdir()] == ["index.html"]
+    text = index.read_text()
+    assert not re.search(r'\b(src|href)="(?!#)', text), "only in-page links"
+    assert "uPlot" in text and "https://" not in text.replace(
+        "https://github.com/leeoniya/uPlot", "")
+    assert [s["name"] for s in page_data(index)["streams"]] == [LINK, HOST]
 
 
-def test_label_windows_count_as_detected_only_when_they_hold_an_alert(run_dir: Path,
-                                                                      tmp_path: Path) -> None:
-    alerts = alert_rows(run_dir / "hosts/a.csv")
-    first = alerts[0]
-    assert first >= 8
-    labels = tmp_path / "labels.json"
-    labels.write_text(json.dumps({
-        # starts on the alert row (edges are inclusive) / ends on the row before it
-        "hosts/a.csv": [[stamp(first), stamp(first + 3)], [stamp(first - 8), stamp(first - 1)]],
-        "links/b.csv": [],
-    }))
-    rows = table(report(run_dir, tmp_path / "report", "--labels", str(labels)))
-    outside = len([r for r in alerts if not first - 8 <= r <= first + 3])
-    b_alerts = str(len(alert_rows(run_dir / "links/b.csv")))
-    assert rows["hosts/a.csv"][3:] == ["2", "1", "1", str(outside)]
-    assert rows["links/b.csv"][3:] == ["0", "0", "0", b_alerts]
-    assert rows["total"][3:] == ["2", "1", "1", str(outside + int(b_alerts))]
-    assert len(list((tmp_path / "report").glob("*.png"))) == 2
+def test_streams_table_counts_events_alerts_and_the_threshold_each_stream_used(
+        run, tmp_path: Path) -> None:
+    tables = Tables(report(run[0], tmp_path / "report").read_text()).tables
+    counts = {rel: len(alert_rows(run[0] / rel)) for rel in (LINK, HOST)}
+    assert counts[LINK] >= 2 and counts[HOST] >= 1, "the incidents must alert"
+    assert tables["streams"]["body"] == [
+        [LINK, "4", "2016", str(counts[LINK]), "0.7", "1"],
+        [HOST, "1", "2016", str(counts[HOST]), "0.6", "1"]]
+    assert tables["streams"]["foot"] == [["total", "", "4032", str(sum(counts.values())), "", ""]]
 
 
-def test_report_without_the_source_file_still_draws_the_scores(run_dir: Path,
-                                                               tmp_path: Path) -> None:
+def test_label_windows_count_as_caught_only_when_they_hold_an_alert(run, tmp_path: Path) -> None:
+    run_dir, labels = run
+    tables = Tables(report(run_dir, tmp_path / "report", "--labels", str(labels)).read_text())
+    rows = {r[0]: r[6:] for r in tables.tables["streams"]["body"]}
+    link = [int(a["row"]) for a in alert_rows(run_dir / LINK)]
+    inside = [r for r in link if FLOWS_SPIKE - 10 <= r <= FLOWS_SPIKE + 10
+              or PACKETS_DROP - 5 <= r <= PACKETS_DROP + 15]
+    assert inside, "the flows spike and the packets drop must alert"
+    caught = (any(FLOWS_SPIKE - 10 <= r <= FLOWS_SPIKE + 10 for r in link)
+              + any(PACKETS_DROP - 5 <= r <= PACKETS_DROP + 15 for r in link))
+    assert rows[LINK] == ["3", str(caught), str(3 - caught), str(len(link) - len(inside))]
+    assert rows[HOST][:3] == ["1", "1", "0"]
+
+
+def test_alerts_table_lists_every_alert_with_its_metrics_ranked_by_share(run,
+                                                                         tmp_path: Path) -> None:
+    tables = Tables(report(run[0], tmp_path / "report").read_text()).tables
+    body = tables["alerts"]["body"]
+    expected = [(LINK, a) for a in alert_rows(run[0] / LINK)] + \
+        [(HOST, a) for a in alert_rows(run[0] / HOST)]
+    assert [(r[0], r[1], r[2]) for r in body] == [
+        (a["timestamp"], rel, f"{float(a['anomaly_score']):.3f}") for rel, a in expected]
+    assert {r[3] for r in body} <= {"warning", "critical"}
+    spike = next(r for r, (_, a) in zip(body, expected, strict=True)
+                 if a["row"] == str(FLOWS_SPIKE))
+    first = spike[4].splitlines()[0]
+    ranked = json.loads(next(a for _, a in expected if a["row"] == str(FLOWS_SPIKE))["metrics"])
+    assert ranked[0][0] == "flows"
+    assert re.fullmatch(rf"flows {round(ranked[0][1] * 100)}%: [\d.]+, expected [\d.]+", first)
+    lines = spike[4].splitlines()
+    assert [line.split()[0] for line in lines[:3]] == [m for m, _ in ranked[:3]]
+    assert lines[3:] == ([f"+{len(ranked) - 3} more"] if len(ranked) > 3 else [])
+    assert re.search(r"bytes_out [<\d]+%: \d{3}(\.\d+)?k, expected \d{3}(\.\d+)?k",
+                     spike[4]), "bytes_out is about 530k (a 1e4 scale would read 53k)"
+
+
+def test_each_metric_has_its_own_panel_and_an_alert_is_marked_on_the_metric_behind_it(
+        run, tmp_path: Path) -> None:
+    streams = page_data(report(run[0], tmp_path / "report"))["streams"]
+    link = streams[0]
+    assert [p["metric"] for p in link["panels"]] == list(LINK_METRICS)
+    at = {p["metric"]: p for p in link["panels"]}
+    spike_time = at["flows"]["x"][at["flows"]["marks"][0]]
+    assert [p["x"][p["marks"][0]] if p["marks"] else None for p in link["panels"]].count(
+        spike_time) == 1, "marked on flows only"
+    assert at["flows"]["shares"][0] > 0.5
+    for panel in link["panels"]:
+        assert len(panel["x"]) == len(panel["y"]) == len(panel["e"])
+    assert len(link["score"]["marks"]) == len(alert_rows(run[0] / LINK))
+    assert link["threshold"] == 0.7 and streams[1]["threshold"] == 0.6
+
+
+def test_report_of_a_run_without_expected_and_ranked_columns_still_draws_it(
+        run, tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(run[0], old)
+    for rel in (LINK, HOST):
+        with (run[0] / rel).open(newline="") as handle:
+            rows = [r[:5] for r in csv.reader(handle)]
+        with (old / rel).open("w", newline="") as handle:
+            csv.writer(handle).writerows(rows)
+    index = report(old, tmp_path / "report")
+    link = page_data(index)["streams"][0]
+    assert [p["metric"] for p in link["panels"]] == list(LINK_METRICS)
+    assert all(p["e"] is None and p["y"] for p in link["panels"])
+    # Without a ranking, an alert of a multi-metric stream is marked on every metric.
+    assert {len(p["marks"]) for p in link["panels"]} == {len(alert_rows(run[0] / LINK))}
+    body = Tables(index.read_text()).tables["alerts"]["body"]
+    assert len(body) == len(alert_rows(run[0] / LINK)) + len(alert_rows(run[0] / HOST))
+
+
+def test_report_without_the_source_file_draws_expected_values_and_scores(
+        run, tmp_path: Path) -> None:
     copy = tmp_path / "run"
     (copy / "hosts").mkdir(parents=True)
-    (copy / "hosts/a.csv").write_bytes((run_dir / "hosts/a.csv").read_bytes())
+    shutil.copy(run[0] / HOST, copy / HOST)
     index = report(copy, tmp_path / "report")
-    assert (tmp_path / "report/hosts__a.png").stat().st_size > 10_000
-    assert table(index)["hosts/a.csv"][:2] == ["400", str(len(alert_rows(copy / "hosts/a.csv")))]
+    (host,) = page_data(index)["streams"]
+    assert host["note"].startswith("input series unknown")
+    assert [(p["metric"], p["y"], bool(p["e"])) for p in host["panels"]] == [("cpu", None, True)]
+    assert Tables(index.read_text()).tables["streams"]["body"][0][:4] == [
+        HOST, "1", "2016", str(len(alert_rows(copy / HOST)))]
 
 
 def test_report_of_a_folder_without_results_exits_2(tmp_path: Path) -> None:
@@ -131,16 +197,37 @@ def test_report_of_a_folder_without_results_exits_2(tmp_path: Path) -> None:
     assert main(["report", str(tmp_path / "missing")]) == 2
 
 
+def test_a_long_stream_is_drawn_from_at_most_two_points_per_pixel_column_per_series() -> None:
+    rng = np.random.default_rng(3)
+    n = 30_000
+    alert = np.zeros(n, bool)
+    alert[[100, 20_000]] = True
+    actual = rng.normal(size=n)
+    actual[12_345] = 40.0
+    stream = StreamRun("s.csv", "s0", 1.4e9 + 300.0 * np.arange(n), rng.random(n), alert, 0.7,
+                       0.9, ["x"], {"x": actual}, {"x": actual * 0.9},
+                       ranked={100: [("x", 1.0)], 20_000: [("x", 1.0)]})
+    payload = json.loads(to_json(stream_payload(stream)))
+    (panel,) = payload["panels"]
+    assert len(panel["x"]) <= 2 * 2 * COLUMNS + 2 + 2
+    assert max(panel["y"]) == 40.0, "a one-row spike survives the downsampling"
+    assert [panel["x"][i] for i in panel["marks"]] == [1.4e9 + 300.0 * 100,
+                                                       1.4e9 + 300.0 * 20_000]
+    assert panel["x"][0] == 1.4e9 and panel["x"][-1] == 1.4e9 + 300.0 * (n - 1)
+    assert len(payload["score"]["x"]) <= 2 * COLUMNS + 2 + 2
+
+
 def test_envelope_keeps_every_column_extreme_in_row_order() -> None:
     rng = np.random.default_rng(3)
     y = rng.normal(size=22_001)
     y[5_000:5_100] = np.nan
     x = np.arange(y.size, dtype=float)
     ex, ey = envelope(x, y, 1_000)
-    assert ey.size <= 2_000 and np.all(np.diff(ex) >= 0)
+    assert ey.size <= 2_000 and np.all(np.diff(ex) > 0)
     assert np.nanmax(ey) == np.nanmax(y) and np.nanmin(ey) == np.nanmin(y)
     per = -(-y.size // 1_000)
     for column in (0, 7, y.size // per):  # the last column is the short one
         run = y[column * per:(column + 1) * per]
-        assert {np.nanmin(run), np.nanmax(run)} <= set(ey[2 * column:2 * column + 2])
-    assert np.isnan(ey[2 * (5_050 // per)])  # an all-NaN column stays a gap
+        assert {np.nanmin(run), np.nanmax(run)} <= set(ey[(ex >= column * per)
+                                                          & (ex < (column + 1) * per)])
+    assert np.isnan(ey[(ex >= 5_050 // per * per) & (ex < (5_050 // per + 1) * per)]).all()
