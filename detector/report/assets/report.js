@@ -113,16 +113,17 @@
   }
 
   function follow(u, group) {
-    // Zooming one panel zooms every panel of the stream.
-    if (!group.ready || group.following) return;
-    group.following = true;
+    // Zooming one panel zooms every panel of the stream (and those drawn later).
+    if (group.busy) return;
+    group.busy = true;
     const { min, max } = u.scales.x;
+    group.range = { min, max };
     for (const other of group) {
-      if (other !== u && (other.scales.x.min !== min || other.scales.x.max !== max)) {
+      if (other && other !== u && (other.scales.x.min !== min || other.scales.x.max !== max)) {
         other.setScale("x", { min, max });
       }
     }
-    group.following = false;
+    group.busy = false;
   }
 
   function options(s, group, w, h, series, yRange, timeAxis) {
@@ -211,38 +212,61 @@
     return panel;
   }
 
-  function draw(section) {
-    if (drawn.has(section.id)) return drawn.get(section.id);
+  // A stream's panels are drawn one by one as they come near the view: a stream of 38
+  // metrics costs at first only the panels on screen.
+  const near = new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      if (entry.isIntersecting) {
+        near.unobserve(entry.target);
+        entry.target.make();
+      }
+    }
+  }, { rootMargin: "600px 0px" });
+
+  function prepare(section) {
     const s = byId.get(section.id);
     const holder = section.querySelector(".charts");
     const group = [];
     drawn.set(section.id, group);
-    const w = width(section);
-    for (const p of s.panels) group.push(metricPanel(s, p, group, w, holder));
-    group.push(scorePanel(s, group, w, holder));
-    group.ready = true;
-    return group;
+    const makers = s.panels.map((p) => (w, slot) => metricPanel(s, p, group, w, slot));
+    makers.push((w, slot) => scorePanel(s, group, w, slot));
+    makers.forEach((make, k) => {
+      const slot = document.createElement("div");
+      slot.className = "slot";
+      slot.style.minHeight = `${k < s.panels.length ? 160 : 210}px`;
+      slot.make = () => {
+        if (group[k]) return;
+        group.busy = true; // a new panel's own first scale is not a zoom
+        group[k] = make(width(section), slot);
+        group.busy = false;
+        slot.style.minHeight = "";
+        if (group.range) group[k].setScale("x", group.range);
+      };
+      holder.append(slot);
+      near.observe(slot);
+    });
   }
 
   function focus(id, t) {
     const section = document.getElementById(id);
     section.hidden = false;
-    const group = draw(section);
+    const group = drawn.get(id);
     const xs = byId.get(id).score.x;
-    const half = Math.max((xs[xs.length - 1] - xs[0]) * 0.03, 1);
-    group[0].setScale("x", { min: t - half, max: t + half });
+    const first = xs[0], last = xs[xs.length - 1];
+    const half = Math.max((last - first) * 0.03, 1);
+    group.range = { min: Math.max(first, t - half), max: Math.min(last, t + half) };
     section.scrollIntoView({ block: "start" });
+    // The panels now in view are drawn at once, zoomed; the others as they come into view.
+    for (const slot of section.querySelectorAll(".slot")) {
+      const box = slot.getBoundingClientRect();
+      if (box.top < window.innerHeight && box.bottom > 0) slot.make();
+    }
+    for (const u of group) {
+      if (u) u.setScale("x", group.range);
+    }
   }
 
-  const observer = new IntersectionObserver((entries) => {
-    for (const entry of entries) {
-      if (entry.isIntersecting) {
-        observer.unobserve(entry.target);
-        draw(entry.target);
-      }
-    }
-  }, { rootMargin: "600px 0px" });
-  for (const section of document.querySelectorAll("section.stream")) observer.observe(section);
+  for (const section of document.querySelectorAll("section.stream")) prepare(section);
 
   let resizing = 0;
   window.addEventListener("resize", () => {
@@ -250,7 +274,9 @@
     resizing = setTimeout(() => {
       for (const [id, group] of drawn) {
         const w = width(document.getElementById(id));
-        for (const u of group) u.setSize({ width: w, height: u.height });
+        for (const u of group) {
+          if (u) u.setSize({ width: w, height: u.height });
+        }
       }
     }, 150);
   });
