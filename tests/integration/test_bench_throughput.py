@@ -20,6 +20,8 @@ def test_bench_throughput_small_load_writes_consistent_report(
         bootstrap_servers: str, clean_env: pytest.MonkeyPatch, tmp_path: Path,
         capsys: pytest.CaptureFixture[str], processes: int) -> None:
     out = tmp_path / "bench.json"
+    # The bench's own daemon serves /metrics: on a shared machine 9108 may be taken.
+    clean_env.setenv("DETECTOR_SERVICE_METRICS_PORT", "0")
 
     code = main(["bench", "throughput", "--streams", str(STREAMS),
                  "--events", str(STREAMS * STEPS), "--partitions", "2", "--latency-s", "6",

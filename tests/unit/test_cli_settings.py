@@ -51,7 +51,8 @@ def test_each_flag_overrides_its_variable(clean_env, capsys, flag: str) -> None:
 
 def test_bootstrap_server_flag_overrides_the_variable_in_run(clean_env, free_port) -> None:
     env = {"PATH": "/usr/bin:/bin", "DETECTOR_KAFKA_BOOTSTRAP_SERVERS": "elsewhere:9092",
-           "DETECTOR_KAFKA_CONNECT_TIMEOUT_MS": "500"}
+           "DETECTOR_KAFKA_CONNECT_TIMEOUT_MS": "500",
+           "DETECTOR_SERVICE_METRICS_PORT": "0"}  # 9108 may be taken on a shared machine
     proc = subprocess.run([sys.executable, "-m", "detector", "run", "--bootstrap-server",
                            f"127.0.0.1:{free_port}"], env=env, cwd=REPO, capture_output=True,
                           text=True, timeout=60)
