@@ -13,6 +13,8 @@ from pathlib import Path
 import structlog
 
 from detector import __version__
+from detector.bench.commands import COMMANDS as CORPUS_BENCHES
+from detector.bench.commands import add_parsers as add_corpus_benches
 from detector.errors import BrokerUnavailableError, DetectorError, SettingsError
 from detector.logs import configure_logging
 from detector.settings import Settings, load_settings, render_example_env, settings_summary
@@ -114,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     nab.add_argument("--no-report", action="store_true",
                      help="skip the figures and index.html (DIR/report/) drawn after the run")
+    add_corpus_benches(bench_sub)
 
     report = sub.add_parser("report", help="draw a replay or bench run: a PNG per stream and "
                             "an index.html", description="Draw every result CSV under RUN_DIR "
@@ -261,6 +264,10 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
 
         return run_throughput_bench(args, settings)
     from detector.engine import EngineConfig  # noqa: PLC0415
+    if args.bench in CORPUS_BENCHES:
+        from detector.bench.commands import run_command  # noqa: PLC0415
+
+        return run_command(args, EngineConfig.from_settings(settings))
     from detector.nab.bench import render_table, run_bench  # noqa: PLC0415
 
     try:
