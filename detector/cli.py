@@ -15,6 +15,7 @@ import structlog
 from detector import __version__
 from detector.bench.commands import COMMANDS as CORPUS_BENCHES
 from detector.bench.commands import add_parsers as add_corpus_benches
+from detector.bench.commands import add_run_options
 from detector.errors import BrokerUnavailableError, DetectorError, SettingsError
 from detector.logs import configure_logging
 from detector.settings import Settings, load_settings, render_example_env, settings_summary
@@ -104,18 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Replay all 58 NAB files through the daemon's "
                                "engine (fresh state per file, one record at a time, told only "
                                "the probation length), score them with the NAB rules and print "
-                               "the three profiles beside the official scoreboard.")
+                               "the three profiles beside the official scoreboard; then "
+                               "everything `bench corpus` prints (the shipped threshold beside "
+                               "the swept one, a rolling z-score baseline).")
     nab.add_argument("--nab-root", type=Path, required=True, help="NAB folder (data/, labels/, "
                      "config/)")
-    nab.add_argument("--out", type=Path, required=True, help="output folder")
-    nab.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                     help="files replayed in parallel (default: all cores)")
-    nab.add_argument("--files", nargs="+", metavar="PATTERN",
-                     help="only these categories or files (globs); the score of a subset is "
-                     "not comparable with the scoreboard")
-
-    nab.add_argument("--no-report", action="store_true",
-                     help="skip the figures and index.html (DIR/report/) drawn after the run")
+    add_run_options(nab, "the scoreboard")
     add_corpus_benches(bench_sub)
 
     report = sub.add_parser("report", help="draw a replay or bench run: a PNG per stream and "

@@ -24,9 +24,11 @@ MIN_HISTORY = 2
 def rolling_z(values: np.ndarray, window: int = ZSCORE_WINDOW) -> np.ndarray:
     """Per row and metric, |x_t - mean| / std of the metric's previous `window` rows.
 
-    `values` is [rows, metrics] (a 1-D series is one metric). The sums run over blocks of at
-    most 2 * window rows, shifted by a value of the block's first window, so rounding stays
-    that of a short sum however long the series; a window of equal values is found exactly.
+    `values` is [rows, metrics] (a 1-D series is one metric). Rows go in blocks of `window`;
+    a block's values are shifted by the last one before it, which lies in the window of every
+    row of the block, and each window is summed from its own rows only, so rounding stays that
+    of a short sum of deviations however long the series or large its level. A window of equal
+    values is found exactly.
     """
     x = np.asarray(values, dtype=np.float64)
     if x.ndim == 1:
@@ -42,7 +44,9 @@ def rolling_z(values: np.ndarray, window: int = ZSCORE_WINDOW) -> np.ndarray:
     for begin in range(0, n, window):
         end = min(n, begin + window)
         low = max(0, begin - window)
-        z[begin:end] = _block(x[low:end], valid[low:end], equal_run, begin - low, low, window)
+        shift = _last_valid(x[low:max(begin, 1)], valid[low:max(begin, 1)])
+        z[begin:end] = _block(x[low:end] - shift, valid[low:end], equal_run, begin - low, low,
+                              window)
     return z
 
 
@@ -51,20 +55,25 @@ def zscore(values: np.ndarray, window: int = ZSCORE_WINDOW) -> np.ndarray:
     return rolling_z(values, window).max(axis=1)
 
 
+def _last_valid(rows: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Per metric, the last finite value of `rows` (0 for a metric without one)."""
+    last = rows.shape[0] - 1 - np.argmax(ok[::-1], axis=0)
+    return np.where(ok.any(axis=0), rows[last, np.arange(rows.shape[1])], 0.0)
+
+
 def _block(seg: np.ndarray, ok: np.ndarray, equal_run: np.ndarray, first: int, low: int,
            window: int) -> np.ndarray:
-    """z of the rows seg[first:], whose windows all lie inside seg (seg starts at file row low)."""
-    shift = np.where(ok[0], seg[0], 0.0)  # a value of the earliest window: known in time
-    d = np.where(ok, seg - shift, 0.0)
-    zero = np.zeros((1, seg.shape[1]))
-    count = np.concatenate([zero, np.cumsum(ok, axis=0)])
-    s1 = np.concatenate([zero, np.cumsum(d, axis=0)])
-    s2 = np.concatenate([zero, np.cumsum(d * d, axis=0)])
-    rows = np.arange(first, seg.shape[0])           # positions in seg of the scored rows
-    start = np.maximum(rows + low - window, 0) - low  # each row's window: seg[start:rows]
-    c = count[rows] - count[start]
-    t1 = s1[rows] - s1[start]
-    t2 = s2[rows] - s2[start]
+    """z of the rows seg[first:] (values shifted; seg starts at file row `low`).
+
+    Each row's window is a tail of seg[:first] plus a head of seg[first:]: summed as a suffix
+    sum of the one and a prefix sum of the other, it never carries rows outside the window.
+    """
+    d = np.where(ok, seg, 0.0)
+    okf = ok.astype(np.float64)
+    rows = np.arange(first, seg.shape[0])              # positions in seg of the scored rows
+    start = np.maximum(rows + low - window, 0) - low   # each row's window: seg[start:rows]
+    c, t1, t2 = (_suffix(v[:first])[start] + _prefix(v[first:])[rows - first]
+                 for v in (okf, d, d * d))
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = t1 / c
         var = np.maximum(t2 - t1 * mean, 0.0) / (c - 1)
@@ -80,6 +89,16 @@ def _block(seg: np.ndarray, ok: np.ndarray, equal_run: np.ndarray, first: int, l
         z = np.where(std > 0, deviation / std, np.where(deviation > 0, Z_CAP, 0.0))
     scored = ok[rows] & (c >= MIN_HISTORY)
     return np.where(scored & np.isfinite(z), np.minimum(z, Z_CAP), 0.0)
+
+
+def _prefix(v: np.ndarray) -> np.ndarray:
+    """p[k] = v[:k].sum(axis=0), k = 0 .. len(v)."""
+    return np.concatenate([np.zeros((1, v.shape[1])), np.cumsum(v, axis=0)])
+
+
+def _suffix(v: np.ndarray) -> np.ndarray:
+    """s[k] = v[k:].sum(axis=0), k = 0 .. len(v), summed from the end."""
+    return _prefix(v[::-1])[::-1]
 
 
 def _equal_run(x: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -26,14 +26,7 @@ def add_parsers(bench_sub: argparse._SubParsersAction) -> None:
         "same for a rolling z-score baseline. Writes OUT/scores/, OUT/summary.json and "
         "OUT/run.json.")
     corpus.add_argument("root", type=Path, metavar="ROOT", help="corpus folder")
-    corpus.add_argument("--out", type=Path, required=True, help="output folder")
-    corpus.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                        help="files replayed in parallel (default: all cores)")
-    corpus.add_argument("--files", nargs="+", metavar="PATTERN",
-                        help="only these categories or files (globs); the score of a subset is "
-                        "not comparable with the whole corpus's")
-    corpus.add_argument("--no-report", action="store_true",
-                        help="skip the figures and index.html (OUT/report/) drawn after the run")
+    add_run_options(corpus, "the whole corpus's")
 
     make = bench_sub.add_parser(
         "make-traffic-corpus", help="write simulated network traffic as a labelled corpus",
@@ -53,6 +46,18 @@ def add_parsers(bench_sub: argparse._SubParsersAction) -> None:
     make.add_argument("--kinds", nargs="+", default=None, metavar="KIND",
                       help="incident kinds to inject (default: every kind the simulator knows)")
     make.add_argument("--seed", type=int, default=7, help="seed of the traffic and incidents")
+
+
+def add_run_options(bench: argparse.ArgumentParser, whole: str) -> None:
+    """--out, --jobs, --files, --no-report: the options of a bench that replays a corpus."""
+    bench.add_argument("--out", type=Path, required=True, help="output folder")
+    bench.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                       help="files replayed in parallel (default: all cores)")
+    bench.add_argument("--files", nargs="+", metavar="PATTERN",
+                       help="only these categories or files (globs); the score of a subset is "
+                       f"not comparable with {whole}")
+    bench.add_argument("--no-report", action="store_true",
+                       help="skip the figures and index.html (OUT/report/) drawn after the run")
 
 
 def run_command(args: argparse.Namespace, config: object) -> int:

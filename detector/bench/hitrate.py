@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
 
 import numpy as np
 
-from detector.bench.corpus import RootCause
+from detector.bench.corpus import CorpusFile, RootCause
 
 PERCENTS = (100, 150)
+NO_RANKING = "n/a (no ranking in replay output)"
+NO_ROOT_CAUSE = "n/a (no root_cause.json)"
 
 
 def hit_rate(ranking: Sequence[str], labelled: Sequence[str], percent: int) -> float:
@@ -62,3 +65,22 @@ def corpus_hit_rate(pairs: Iterable[tuple[Sequence[str], RootCause]],
         values = [hit_rate(ranking, cause.metrics, percent) for ranking, cause in pairs]
         out[f"hitrate@{percent}"] = float(np.mean(values)) if values else None
     return out
+
+
+class RankedAlerts(Protocol):
+    """What HitRate needs of a replay output: its alert rows and their rankings."""
+
+    alerts: np.ndarray
+    rankings: Mapping[int, Sequence[str]] | None
+
+
+def replay_hit_rate(has_root_causes: bool, files: Sequence[CorpusFile],
+                    outputs: Iterable[RankedAlerts]) -> dict | str:
+    """corpus_hit_rate of the replay's alerts (outputs in the order of `files`), or why not."""
+    if not has_root_causes:
+        return NO_ROOT_CAUSE
+    outputs = list(outputs)
+    if any(o.rankings is None for o in outputs):
+        return NO_RANKING
+    return corpus_hit_rate(pair for f, o in zip(files, outputs, strict=True)
+                           for pair in ranked_alerts(o.alerts, f.root_causes, o.rankings or {}))

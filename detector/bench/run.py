@@ -24,7 +24,12 @@ from tqdm import tqdm
 from detector import __version__
 from detector.bench.baseline import ZSCORE_THRESHOLD, ZSCORE_WINDOW, rolling_z
 from detector.bench.corpus import Corpus, CorpusFile, select
-from detector.bench.hitrate import corpus_hit_rate, ranked_alerts
+from detector.bench.hitrate import (
+    NO_ROOT_CAUSE,
+    corpus_hit_rate,
+    ranked_alerts,
+    replay_hit_rate,
+)
 from detector.bench.replay_output import read_replay_output
 from detector.bench.scoring import evaluate, layouts
 from detector.engine import EngineConfig
@@ -32,9 +37,6 @@ from detector.io.csv_replay import replay_many
 from detector.nab.scorer import held_out_leave_one_category_out
 
 OURS, ZSCORE = "lstm-detector", "rolling z-score"
-NO_RANKING = "n/a (no ranking in replay output)"
-NO_ROOT_CAUSE = "n/a (no root_cause.json)"
-NO_ALERT_INSIDE = "n/a (no alert inside a labelled incident)"
 
 
 def run_corpus_bench(root: Path, out: Path, config: EngineConfig, *, jobs: int,
@@ -63,9 +65,8 @@ def run_corpus_bench(root: Path, out: Path, config: EngineConfig, *, jobs: int,
                     {r: o.alerts for r, o in outputs.items()}, corpus.profiles)
     theirs = evaluate(files, z_scores, {r: z >= ZSCORE_THRESHOLD for r, z in z_scores.items()},
                       corpus.profiles)
-    ours["hitrate"] = _our_hit_rate(corpus, files, outputs)
-    theirs["hitrate"] = (corpus_hit_rate(z_ranked) if corpus.has_root_causes
-                         else NO_ROOT_CAUSE)
+    ours["hitrate"] = replay_hit_rate(corpus.has_root_causes, files, outputs.values())
+    theirs["hitrate"] = corpus_hit_rate(z_ranked) if corpus.has_root_causes else NO_ROOT_CAUSE
     summary = _summary(files, corpus, ours, theirs, config.threshold)
     if nab_rules:  # NAB's held-out number: each category at the others' swept threshold
         fold = held_out_leave_one_category_out(
@@ -93,17 +94,6 @@ def _baseline(f: CorpusFile) -> tuple[np.ndarray, list]:
             order = np.argsort(-z[row], kind="stable")
             ranking[int(row)] = tuple(names[order][z[row][order] > 0])
     return score, ranked_alerts(alerts, f.root_causes, ranking)
-
-
-def _our_hit_rate(corpus: Corpus, files: list[CorpusFile], outputs: dict) -> dict | str:
-    if not corpus.has_root_causes:
-        return NO_ROOT_CAUSE
-    if any(outputs[f.rel].rankings is None for f in files):
-        return NO_RANKING
-    pairs = [pair for f in files
-             for pair in ranked_alerts(outputs[f.rel].alerts, f.root_causes,
-                                       outputs[f.rel].rankings)]
-    return corpus_hit_rate(pairs)
 
 
 def _check_width(files: list[CorpusFile], config: EngineConfig) -> None:
