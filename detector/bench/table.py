@@ -55,7 +55,7 @@ def render_corpus_table(summary: dict, root: str = "") -> str:
         lines.append(f"subset of {summary['files']} files: not comparable with full-corpus "
                      "numbers")
     if "wall_time_s" in summary:
-        lines.append(f"wall time {summary['wall_time_s']:.1f}s")
+        lines.append(f"wall time {summary['wall_time_s']:.1f}s (replay {summary['replay_s']:.1f}s)")
     return "\n".join(lines)
 
 
