@@ -64,9 +64,9 @@ def run_corpus_bench(root: Path, out: Path, config: EngineConfig, *, jobs: int,
     replay_s = time.monotonic() - replay_started
     outputs = {f.rel: read_replay_output(scores_dir / f.rel, f) for f in files}
     ours = evaluate(files, {r: o.scores for r, o in outputs.items()},
-                    {r: o.alerts for r, o in outputs.items()}, corpus.profiles)
+                    {r: o.alerts for r, o in outputs.items()}, corpus.profiles, config.threshold)
     theirs = evaluate(files, z_scores, {r: z >= ZSCORE_THRESHOLD for r, z in z_scores.items()},
-                      corpus.profiles)
+                      corpus.profiles, ZSCORE_THRESHOLD)
     ours["hitrate"] = replay_hit_rate(corpus.has_root_causes, files, outputs.values())
     theirs["hitrate"] = corpus_hit_rate(z_ranked) if corpus.has_root_causes else NO_ROOT_CAUSE
     summary = _summary(files, corpus, ours, theirs, config.threshold)

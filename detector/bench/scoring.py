@@ -28,10 +28,12 @@ def layouts(files: Sequence[CorpusFile], per_row: Mapping[str, np.ndarray]
 
 
 def evaluate(files: Sequence[CorpusFile], scores: Mapping[str, np.ndarray],
-             detections: Mapping[str, np.ndarray], profiles: Sequence[Profile]) -> dict:
+             detections: Mapping[str, np.ndarray], profiles: Sequence[Profile],
+             shipped_threshold: float) -> dict:
     """{"shipped": {profile: entry}, "swept": {profile: entry}, "categories": {...}} where an
     entry holds score, threshold, windows, windows_detected, false_positives, fp_per_1000,
-    fp_per_stream_day and clean_fp_per_stream_day (files without any window; None if none)."""
+    fp_per_stream_day, clean_fp_per_stream_day (files without any window; None if none) and
+    per_file raw scores. `detections` are the alerts raised at `shipped_threshold`."""
     swept_layouts = layouts(files, scores)
     shipped_layouts = layouts(files, {rel: np.asarray(d, dtype=np.float64)
                                       for rel, d in detections.items()})
@@ -39,8 +41,8 @@ def evaluate(files: Sequence[CorpusFile], scores: Mapping[str, np.ndarray],
     shipped = score_corpus(shipped_layouts, profiles,
                            thresholds={p.name: DETECTION for p in profiles})
     return {
-        "shipped": {name: _entry(files, shipped_layouts, v, DETECTION)
-                    for name, v in shipped.items()},
+        "shipped": {name: {**_entry(files, shipped_layouts, v, DETECTION),
+                           "threshold": shipped_threshold} for name, v in shipped.items()},
         "swept": {name: _entry(files, swept_layouts, v, v["threshold"])
                   for name, v in swept.items()},
         "categories": categories(files, shipped_layouts, profiles[0]),

@@ -43,6 +43,7 @@ def test_bench_corpus_catches_injected_spikes_at_the_shipped_threshold(tmp_path:
     assert spike["windows"] == 2 and spike["windows_detected"] == 2, spike
     assert ours["categories"]["clean"]["false_positives"] == 0
     standard = ours["shipped"]["standard"]
+    assert standard["threshold"] == 0.7
     assert standard["score"] > 50 and standard["fp_per_stream_day"] <= 0.5
     assert summary["stream_days"] == pytest.approx(7.0)
     assert summary["scored_rows"] == 7 * 288 and summary["windows"] == 6

@@ -39,9 +39,10 @@ def test_shipped_counts_the_alerts_and_swept_sweeps_the_scores(files) -> None:
     scores = {"host/a.csv": per_row({55: 0.9, 80: 0.5, 10: 1.0}),
               "clean/b.csv": per_row({30: 0.5})}
     alerts = {"host/a.csv": per_row({80: 1, 10: 1}) > 0, "clean/b.csv": per_row({30: 1}) > 0}
-    result = evaluate(files, scores, alerts, NAB_PROFILES)
+    result = evaluate(files, scores, alerts, NAB_PROFILES, 0.7)
 
     shipped = result["shipped"]["standard"]
+    assert shipped["threshold"] == 0.7
     assert (shipped["windows_detected"], shipped["windows"], shipped["false_positives"]) == (
         0, 1, 2)  # row 10 is history: not scored
     fp_cost = float(scaled_sigmoid((80 - 59) / (10 - 1))) - 1.0  # after the window, before any
@@ -61,7 +62,7 @@ def test_swept_equals_the_nab_scorer_and_shipped_equals_scoring_alerts_at_any_th
     rng = np.random.default_rng(3)
     scores = {f.rel: rng.random(N) ** 8 for f in files}
     alerts = {rel: s >= 0.7 for rel, s in scores.items()}
-    result = evaluate(files, scores, alerts, NAB_PROFILES)
+    result = evaluate(files, scores, alerts, NAB_PROFILES, 0.7)
     direct = score_corpus(layouts(files, scores), NAB_PROFILES)
     fixed = score_corpus(layouts(files, scores), NAB_PROFILES,
                          thresholds={p.name: 0.7 for p in NAB_PROFILES})
@@ -74,7 +75,8 @@ def test_swept_equals_the_nab_scorer_and_shipped_equals_scoring_alerts_at_any_th
 
 def test_categories_count_windows_and_false_alerts_of_the_shipped_alerts(files) -> None:
     alerts = {"host/a.csv": per_row({52: 1, 90: 1}) > 0, "clean/b.csv": per_row({5: 1}) > 0}
-    result = evaluate(files, {rel: a * 0.8 for rel, a in alerts.items()}, alerts, NAB_PROFILES)
+    result = evaluate(files, {rel: a * 0.8 for rel, a in alerts.items()}, alerts, NAB_PROFILES,
+                      0.7)
     host, clean = result["categories"]["host"], result["categories"]["clean"]
     assert (host["windows_detected"], host["windows"], host["false_positives"]) == (1, 1, 1)
     assert (clean["windows"], clean["false_positives"]) == (0, 0)  # row 5 is history
@@ -84,6 +86,6 @@ def test_categories_count_windows_and_false_alerts_of_the_shipped_alerts(files) 
 def test_a_corpus_without_clean_files_has_no_clean_rate(files) -> None:
     host = [f for f in files if f.windows]
     zeros = {f.rel: np.zeros(N) for f in host}
-    result = evaluate(host, zeros, {rel: z > 0 for rel, z in zeros.items()}, NAB_PROFILES)
+    result = evaluate(host, zeros, {rel: z > 0 for rel, z in zeros.items()}, NAB_PROFILES, 0.7)
     assert result["shipped"]["standard"]["clean_fp_per_stream_day"] is None
     assert result["shipped"]["standard"]["score"] == 0.0  # never alerting is the null score
