@@ -15,6 +15,11 @@ each later turn of the loop `advance`s it by the records `due` on a schedule tha
 over `spread_s`, then commits once everything is acknowledged. Scoring never stalls for a whole
 checkpoint, and the broker takes the state as a steady trickle rather than a burst that would
 delay the input fetches. `commit` runs all steps at once (shutdown, tests).
+
+A checkpoint ends in an `Outcome`: committed; refused (the group changed under the commit, or
+the coordinator did not answer: the work stays not done, and the next checkpoint or the next
+owner does it); or undelivered (a record was not acknowledged: the daemon re-does the work from
+the last commit). Only an authorization error is fatal.
 """
 
 from __future__ import annotations
