@@ -73,10 +73,10 @@ class _TimedDaemon(Daemon):
         self.first_batch_at: float | None = None
         self.done_after_batch: list[tuple[float, int]] = []
 
-    def process_batch(self, batch: dict[Any, list[Any]]) -> None:
+    def process_batch(self, batch: dict[Any, list[Any]], *, steady: bool = False) -> None:
         if self.first_batch_at is None:
             self.first_batch_at = time.monotonic()
-        super().process_batch(batch)
+        super().process_batch(batch, steady=steady)
         self.done_after_batch.append((time.monotonic(), self.counters.events))
 
 

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -172,8 +173,10 @@ def _traffic_options(p: argparse.ArgumentParser, *, steps: int, rate: float) -> 
     p.add_argument("--seed", type=int, default=7, help="seed of the traffic and the incidents")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, stop: threading.Event | None = None) -> int:
+    """`stop`: set by a signal handler installed earlier (detector.entry), if any."""
     args = build_parser().parse_args(argv)
+    args.stop = stop or threading.Event()
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -218,7 +221,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     _require_bootstrap(settings)
     torch.set_num_threads(settings.model.threads)
-    daemon = Daemon(settings)
+    daemon = Daemon(settings, stop=args.stop)
     daemon.install_signal_handlers()
     log.info("settings", **settings_summary(settings))
     daemon.run()

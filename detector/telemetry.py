@@ -77,13 +77,15 @@ class Telemetry:
 
     def __init__(self, *, port: int, bind: str = "0.0.0.0",  # noqa: S104 - scraped remotely
                  stall_after_s: float = 300.0, broker_stale_after_s: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.port, self.bind = port, bind
+                 bootstrap: str = "", clock: Callable[[], float] = time.monotonic) -> None:
+        self.port, self.bind, self.bootstrap = port, bind, bootstrap
         self.stall_after_s, self.broker_stale_after_s = stall_after_s, broker_stale_after_s
         self._clock = clock
         self._lock = threading.Lock()
         self._loop_turned_at = clock()
         self._broker_ok_at = -math.inf
+        self._broker_reachable: bool | None = None  # None until the broker first answered
+        self._coordinator = ""  # host:port of the group coordinator, as last known
         self._joined = False
         self._restored: dict[int, bool] = {}
         self._server: ThreadingHTTPServer | None = None
@@ -96,7 +98,8 @@ class Telemetry:
         s, k = settings.service, settings.kafka
         return cls(port=s.metrics_port, bind=s.metrics_bind,
                    stall_after_s=k.max_poll_interval_ms / 1000,
-                   broker_stale_after_s=k.session_timeout_ms / 1000)
+                   broker_stale_after_s=k.session_timeout_ms / 1000,
+                   bootstrap=k.bootstrap_servers)
 
     def _define_metrics(self) -> None:
         r = self.registry
@@ -212,16 +215,37 @@ class Telemetry:
         heartbeat = last_heartbeat(consumer)
         if heartbeat is not None:
             self.broker_answered(heartbeat)
+        self._coordinator = coordinator_address(consumer) or self._coordinator
+        self._log_broker_contact()
         self.live_streams.set(sum(len(e.arena) for e in engines.values()))
         for tp, engine in engines.items():
             if math.isfinite(engine.last_train_loss):
                 self.train_loss.labels(partition=str(tp.partition)).set(engine.last_train_loss)
         return total
 
+    def _log_broker_contact(self) -> None:
+        """The loss of the broker and its return, each logged once."""
+        with self._lock:
+            silent = self._clock() - self._broker_ok_at
+        reachable = silent <= self.broker_stale_after_s
+        if reachable == self._broker_reachable or (self._broker_reachable is None
+                                                    and not reachable):
+            return
+        address = self._coordinator or self.bootstrap
+        if self._broker_reachable is not None:
+            if reachable:
+                log.warning("broker_reachable_again", broker=address)
+            else:
+                log.warning("broker_unreachable", broker=address, silent_s=round(silent, 1),
+                            session_timeout_s=self.broker_stale_after_s)
+        self._broker_reachable = reachable
+
     # -- recording, from the rebalance listener and the state layer -----------------------
 
     def assigned(self, partitions: Iterable[int]) -> None:
-        """The group handed this member `partitions` (possibly none)."""
+        """The group handed this member `partitions` (possibly none): a completed join is a
+        round trip to the group coordinator."""
+        self.broker_answered()
         with self._lock:
             self._joined = True
             for p in partitions:
@@ -238,6 +262,13 @@ class Telemetry:
                     except KeyError:
                         pass
             self.partitions.set(len(self._restored))
+
+    def restoring(self, partitions: Iterable[int]) -> None:
+        """These partitions' state is being built again (not ready until `restored`)."""
+        with self._lock:
+            for p in partitions:
+                if p in self._restored:
+                    self._restored[p] = False
 
     def restored(self, partition: int, seconds: float | None = None,
                  streams: int | None = None) -> None:
@@ -295,6 +326,21 @@ def last_heartbeat(consumer: Any) -> float | None:
     heartbeat = getattr(coordinator, "heartbeat", None)
     received = getattr(heartbeat, "last_receive", None)
     return received if received is not None and math.isfinite(received) else None
+
+
+def coordinator_address(consumer: Any) -> str | None:
+    """host:port of the consumer's group coordinator, when it knows one (private attributes of
+    kafka-python, read defensively: a log line is all that depends on them)."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    node = getattr(coordinator, "coordinator_id", None)
+    cluster = getattr(getattr(consumer, "_client", None), "cluster", None)
+    if node is None or cluster is None:
+        return None
+    try:
+        broker = cluster.broker_metadata(node)
+    except Exception:  # noqa: BLE001
+        return None
+    return f"{broker.host}:{broker.port}" if broker is not None else None
 
 
 def _handler(telemetry: Telemetry) -> type[BaseHTTPRequestHandler]:

@@ -101,6 +101,34 @@ def test_readyz_after_the_broker_fell_silent_past_the_session_timeout_is_503(
     assert status == 503 and orjson.loads(body)["reasons"] == ["no broker answer for 11s"]
 
 
+def test_the_loss_of_the_broker_and_its_return_are_each_logged_once(
+        clock: FakeClock) -> None:
+    telemetry = Telemetry(port=0, broker_stale_after_s=6, bootstrap="kafka:9092", clock=clock)
+    heartbeat = SimpleNamespace(last_receive=clock.now)
+    broker = SimpleNamespace(host="broker-1", port=9093)
+    consumer = SimpleNamespace(
+        assignment=lambda: set(), _coordinator=SimpleNamespace(
+            coordinator_id=1, heartbeat=heartbeat),
+        _client=SimpleNamespace(cluster=SimpleNamespace(broker_metadata={1: broker}.get)))
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(20):  # heartbeats answer every 1.5 s: nothing to say
+            clock.now += 1.5
+            heartbeat.last_receive = clock.now
+            telemetry.observe_loop(consumer, {})
+        consumer._coordinator.coordinator_id = None  # the broker died: the coordinator too
+        for _ in range(20):
+            clock.now += 1.0
+            telemetry.observe_loop(consumer, {})
+        assert not telemetry.readiness()[0]
+        for _ in range(5):
+            clock.now += 1.0
+            heartbeat.last_receive = clock.now
+            telemetry.observe_loop(consumer, {})
+    events = [(e["event"], e["log_level"], e.get("broker")) for e in logs]
+    assert events == [("broker_unreachable", "warning", "broker-1:9093"),
+                      ("broker_reachable_again", "warning", "broker-1:9093")]
+
+
 def test_healthz_is_200_while_the_loop_turns_and_503_once_it_stalls(
         served: Telemetry, clock: FakeClock) -> None:
     consumer = SimpleNamespace(assignment=lambda: set())
