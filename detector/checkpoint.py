@@ -211,24 +211,21 @@ class Checkpoint:
                   ) -> tuple[int, Iterator[StateRecord]]:
         """How many state records, and the records, of one partition as it stands."""
         engine, offset = work.engine, work.position
+        changed, evicted = engine.take_changes()
         if not self.write_state:
-            engine.dirty.clear()
-            engine.evicted.clear()
             return 0, iter(())
         arena = engine.arena
-        tombstones = [stream_key(s) for s in dict.fromkeys(engine.evicted)
+        tombstones = [stream_key(s) for s in dict.fromkeys(evicted)
                       if engine.slot_of(s) is None]
         # After a reset marker the whole state follows it: the marker hides every earlier
         # record, those of an earlier checkpoint of this partition included.
         slots = (np.sort(arena.live_slots()).astype(np.int64) if work.reset_from is not None
-                 else np.array(sorted(engine.dirty), dtype=np.int64))
+                 else changed)
         streams = [arena.stream_ids[s] for s in slots]
         names = [arena.metric_names[s] for s in slots]
         rows = {name: arr[slots] for name, arr in arena.arrays.items()}  # copies
         shared = encode_shared(engine.shared_state(), engine.config.shape)
         layout = arena.specs
-        engine.dirty.clear()
-        engine.evicted.clear()
 
         marker = ([(partition, work.reset_from, RESET_KEY, reset_marker(work.reset_from))]
                   if work.reset_from is not None else [])
