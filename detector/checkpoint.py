@@ -15,6 +15,11 @@ each later turn of the loop `advance`s it by the records `due` on a schedule tha
 over `spread_s`, then commits once everything is acknowledged. Scoring never stalls for a whole
 checkpoint, and the broker takes the state as a steady trickle rather than a burst that would
 delay the input fetches. `commit` runs all steps at once (shutdown, tests).
+
+A checkpoint ends in an `Outcome`: committed; refused (the group changed under the commit, or
+the coordinator did not answer: the work stays not done, and the next checkpoint or the next
+owner does it); or undelivered (a record was not acknowledged: the daemon re-does the work from
+the last commit). Only an authorization error is fatal.
 """
 
 from __future__ import annotations
@@ -206,24 +211,21 @@ class Checkpoint:
                   ) -> tuple[int, Iterator[StateRecord]]:
         """How many state records, and the records, of one partition as it stands."""
         engine, offset = work.engine, work.position
+        changed, evicted = engine.take_changes()
         if not self.write_state:
-            engine.dirty.clear()
-            engine.evicted.clear()
             return 0, iter(())
         arena = engine.arena
-        tombstones = [stream_key(s) for s in dict.fromkeys(engine.evicted)
+        tombstones = [stream_key(s) for s in dict.fromkeys(evicted)
                       if engine.slot_of(s) is None]
         # After a reset marker the whole state follows it: the marker hides every earlier
         # record, those of an earlier checkpoint of this partition included.
         slots = (np.sort(arena.live_slots()).astype(np.int64) if work.reset_from is not None
-                 else np.array(sorted(engine.dirty), dtype=np.int64))
+                 else changed)
         streams = [arena.stream_ids[s] for s in slots]
         names = [arena.metric_names[s] for s in slots]
         rows = {name: arr[slots] for name, arr in arena.arrays.items()}  # copies
         shared = encode_shared(engine.shared_state(), engine.config.shape)
         layout = arena.specs
-        engine.dirty.clear()
-        engine.evicted.clear()
 
         marker = ([(partition, work.reset_from, RESET_KEY, reset_marker(work.reset_from))]
                   if work.reset_from is not None else [])

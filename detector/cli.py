@@ -14,6 +14,9 @@ from pathlib import Path
 import structlog
 
 from detector import __version__
+from detector.bench.commands import COMMANDS as CORPUS_BENCHES
+from detector.bench.commands import add_parsers as add_corpus_benches
+from detector.bench.commands import add_run_options
 from detector.cli_config import add_setting_flags, blame_flag, flag_overrides
 from detector.errors import (
     BrokerUnavailableError,
@@ -116,18 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Replay all 58 NAB files through the daemon's "
                                "engine (fresh state per file, one record at a time, told only "
                                "the probation length), score them with the NAB rules and print "
-                               "the three profiles beside the official scoreboard.")
+                               "the three profiles beside the official scoreboard; then "
+                               "everything `bench corpus` prints (the shipped threshold beside "
+                               "the swept one, a rolling z-score baseline).")
     nab.add_argument("--nab-root", type=Path, required=True, help="NAB folder (data/, labels/, "
                      "config/)")
-    nab.add_argument("--out", type=Path, required=True, help="output folder")
-    nab.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                     help="files replayed in parallel (default: all cores)")
-    nab.add_argument("--files", nargs="+", metavar="PATTERN",
-                     help="only these categories or files (globs); the score of a subset is "
-                     "not comparable with the scoreboard")
-
-    nab.add_argument("--no-report", action="store_true",
-                     help="skip the report page (DIR/report/index.html) written after the run")
+    add_run_options(nab, "the scoreboard")
+    add_corpus_benches(bench_sub)
 
     report = sub.add_parser("report", help="a replay or bench run as one HTML page to "
                             "investigate it", description="Write RUN_DIR (from `replay --out` "
@@ -283,6 +281,10 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
 
         return run_throughput_bench(args, settings)
     from detector.engine import EngineConfig  # noqa: PLC0415
+    if args.bench in CORPUS_BENCHES:
+        from detector.bench.commands import run_command  # noqa: PLC0415
+
+        return run_command(args, EngineConfig.from_settings(settings))
     from detector.nab.bench import render_table, run_bench  # noqa: PLC0415
 
     try:

@@ -29,7 +29,6 @@ from kafka.errors import AuthorizationError, KafkaError
 from detector.alerts import Alert
 from detector.checkpoint import Checkpoint, Outcome
 from detector.engine import Engine, EngineConfig, Event
-from detector.engine.policy import severity
 from detector.errors import SettingsError
 from detector.io.changelog import MAX_RECORD_BYTES
 from detector.io.kafka import build_consumer, ensure_topics
@@ -323,11 +322,9 @@ class Daemon:
                     events.append(parsed)
                     kept.append(rec)
             self.telemetry.consumed(len(records))
-            evicted_before = len(engine.evicted)
             result = engine.process(events)
-            evicted = len(engine.evicted) - evicted_before
-            self.counters.evictions += evicted
-            self.telemetry.evicted(evicted)
+            self.counters.evictions += result.evicted
+            self.telemetry.evicted(result.evicted)
             for i, reason in enumerate(result.rejected):
                 if reason is not None:
                     futures += self._bad(BadRecord(reason, _coordinates(kept[i]),
@@ -338,7 +335,7 @@ class Daemon:
                 alert = Alert.build(
                     coords=_coordinates(kept[i]), stream=ev.stream, ts=ev.ts, score=result.score[i],
                     threshold=result.threshold[i],
-                    severity=severity(result.score[i], self.engine_config.critical_threshold),
+                    severity=str(result.severity[i]),
                     error=result.error[i], expected=expected, actual=actual,
                     ranked=result.ranked(int(i)), model_version=engine.model_version)
                 futures.append(self.outbox.send(k.output_topic, key=ev.stream.encode(),

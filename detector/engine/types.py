@@ -89,7 +89,7 @@ class BatchResult:
 
     rejected: list[str | None]
     score: np.ndarray      # published score: 0 while refractory after a higher one
-    raw_score: np.ndarray  # calibrated score before the refractory rule
+    raw_score: np.ndarray  # score after warm-up and rule overrides, before the cooldown
     error: np.ndarray
     alert: np.ndarray
     threshold: np.ndarray
@@ -100,6 +100,19 @@ class BatchResult:
     # over the event's valid metrics; NaN for the others): calibrator.shares
     contribution: np.ndarray
     metric_names: list[tuple[str, ...]]
+    severity: np.ndarray  # "critical" / "warning" for an alert, "" otherwise
+    evicted: int = 0      # streams evicted to admit this batch's new ones
+
+    @classmethod
+    def empty(cls, n: int, max_metrics: int) -> BatchResult:
+        """n events, none scored yet."""
+        return cls(rejected=[None] * n, score=np.zeros(n), raw_score=np.zeros(n),
+                   error=np.full(n, np.nan), alert=np.zeros(n, dtype=bool),
+                   threshold=np.zeros(n), warming=np.zeros(n, bool),
+                   expected=np.full((n, max_metrics), np.nan),
+                   actual=np.full((n, max_metrics), np.nan),
+                   contribution=np.full((n, max_metrics), np.nan), metric_names=[()] * n,
+                   severity=np.full(n, "", dtype="<U8"))
 
     def __len__(self) -> int:
         return len(self.rejected)

@@ -27,7 +27,7 @@ from pathlib import Path
 import structlog
 
 from detector.engine import BatchResult, Engine, EngineConfig, Event
-from detector.engine.policy import threshold_for
+from detector.engine.post_rules import threshold_for
 from detector.io.csv_format import (
     EXPECTED_PREFIX,
     MANIFEST,
@@ -51,11 +51,6 @@ class ReplayedFile:
     rows: int
     alerts: int
     warnings: list[str] = field(default_factory=list)
-
-
-
-
-
 
 
 def replay_file(path: Path, output: Path, config: EngineConfig, stream: str | None = None,

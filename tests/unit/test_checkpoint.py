@@ -97,7 +97,7 @@ def test_offsets_are_committed_at_the_snapshot_once_everything_is_acknowledged()
     assert outcome.committed and not outcome.refused and outcome.undelivered is None
     assert consumer.commits == [{0: 100, 1: 50}]
     assert parts[TP0].committed == 100 and not checkpoint.in_flight
-    assert not parts[TP0].engine.dirty  # the next checkpoint writes only what changes after
+    assert not parts[TP0].engine.changes.dirty  # the next one writes only what changes after
 
 
 def test_a_partition_that_left_is_never_committed() -> None:
@@ -112,7 +112,7 @@ def test_a_partition_that_left_is_never_committed() -> None:
 def test_evicted_streams_are_tombstoned_unless_back() -> None:
     producer, consumer = Producer(), Consumer()
     w = work(2, 10)
-    w.engine.evicted += ["gone", "s0"]  # s0 was evicted and came back
+    w.engine.changes.evicted += ["gone", "s0"]  # s0 was evicted and came back
     Checkpoint(producer, consumer, "changelog", True, 5.0).commit({TP0: w})
     tombstones = [key for _, key, tomb, _ in producer.sent if tomb]
     assert tombstones == [stream_key("gone")]
@@ -194,7 +194,7 @@ def test_after_a_reset_the_marker_comes_first_then_the_whole_state_until_committ
     checkpoint = Checkpoint(producer, consumer, "changelog", True, 5.0)
     w = work(3, 10)
     w.reset_from = 0
-    w.engine.dirty.clear()  # nothing changed since the last snapshot: all of it is written
+    w.engine.take_changes()  # nothing changed since the last snapshot: all of it is written
     consumer.fail_with = RebalanceInProgressError()
     checkpoint.commit({TP0: w})
     keys = [key for _, key, _, _ in producer.sent]

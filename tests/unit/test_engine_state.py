@@ -41,7 +41,7 @@ def test_a_restored_engine_continues_exactly_like_the_original(config: EngineCon
     cut = 5 * 97 + 2  # mid-step, with training windows pending
     original = Engine(config)
     original.process(events[:cut])
-    assert original._pending, "the cut should leave training windows pending"
+    assert original.trainer.pending, "the cut should leave training windows pending"
     shared, streams = checkpoint(original)
     copy = restored(config, shared, list(reversed(streams)))  # slot order must not matter
     a, b = original.process(events[cut:]), copy.process(events[cut:])
@@ -87,19 +87,20 @@ def test_a_full_arena_evicts_the_stream_seen_least_recently() -> None:
                                         admission_burst=10))
     engine.process([one("a", 0), one("b", 0), one("c", 0)])
     engine.process([one("a", 1), one("c", 1)])           # b is now the least recent
-    engine.dirty.clear()
+    engine.take_changes()
     result = engine.process([one("d", 0)])
-    assert result.rejected == [None]
-    assert engine.evicted == ["b"]
+    assert result.rejected == [None] and result.evicted == 1
+    slots, evicted = engine.take_changes()
+    assert evicted == ["b"]
     assert engine.slot_of("b") is None and len(engine.arena) == 3
     # d took b's slot, starting from a clean row, and is dirty; b's old slot is not reused
     # by anything stale.
     slot = engine.slot_of("d")
-    assert engine.dirty == {slot}
+    assert slots.tolist() == [slot]
     assert engine.arena.arrays["events_seen"][slot] == 1
     # b comes back as a new stream and evicts the next least recent (a).
     engine.process([one("b", 2)])
-    assert engine.evicted == ["b", "a"]
+    assert engine.take_changes()[1] == ["a"]
 
 
 def test_streams_of_the_current_batch_are_never_evicted() -> None:
@@ -107,7 +108,7 @@ def test_streams_of_the_current_batch_are_never_evicted() -> None:
     result = engine.process([one("a", 0), one("b", 0), one("c", 0)])
     assert result.rejected[:2] == [None, None]
     assert "stream limit" in (result.rejected[2] or "")
-    assert engine.evicted == []
+    assert engine.take_changes()[1] == [] and result.evicted == 0
 
 
 def test_new_streams_beyond_the_burst_are_admitted_at_the_rate_per_event() -> None:
