@@ -27,15 +27,15 @@ from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import AuthorizationError, KafkaError
 
 from detector.alerts import Alert
-from detector.checkpoint import Checkpoint, Outcome
 from detector.engine import Engine, EngineConfig, Event
 from detector.errors import SettingsError
-from detector.io.changelog import MAX_RECORD_BYTES
 from detector.io.kafka import build_consumer, ensure_topics
 from detector.io.outbox import Outbox
 from detector.partitions import Partitions, name
 from detector.records import BadRecord, Coordinates, Limits, parse_event
 from detector.settings import Settings
+from detector.state.changelog import MAX_RECORD_BYTES
+from detector.state.checkpoint import Checkpoint, Outcome
 from detector.telemetry import Telemetry
 
 log = structlog.get_logger("detector.service")

@@ -46,8 +46,6 @@ PATHS = ("/metrics", "/healthz", "/readyz")
 # Bad-record reason → a bounded label value. Parse reasons start with fixed text; the engine's
 # start with the (untrusted) stream id, so only their fixed ending is matched.
 REASON_CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("stream_limit", re.compile(r"stream limit reached by this batch alone "
-                                r"\(DETECTOR_STATE_MAX_STREAMS=\d+\)$")),
     ("admission", re.compile(r"new-stream admission limit reached "
                              r"\(DETECTOR_STATE_ADMISSION_RATE=[^()]* per event after a burst "
                              r"of \d+\)$")),

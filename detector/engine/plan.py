@@ -8,7 +8,9 @@ events were cut into batches.
 
 A batch whose streams all have slots is planned in array operations (`plan_known`); one with a
 new stream is walked event by event (`plan_admitting`), since admission (and so eviction)
-depends on the order of events. Both give the same plan. Planning also fills in each event's
+depends on the order of events. Both give the same plan. A plan may stop short (`cut`) where
+admission must evict a stream the batch has already used: the engine steps what was planned
+and plans the rest afresh. Planning also fills in each event's
 values (`result.actual`), metric names and rejections, and marks the streams it touches as
 changed.
 """
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detector.engine.admission import Admission
+from detector.engine.admission import CUT, Admission
 from detector.engine.arena import StreamArena
 from detector.engine.changes import Changes
 from detector.engine.types import BatchResult, EngineConfig, Event
@@ -32,6 +34,7 @@ class Plan:
     slots: np.ndarray    # per event; -1 = rejected
     segment: np.ndarray
     wave: np.ndarray
+    cut: int | None = None  # plan only the events before this one, then plan again from it
 
 
 @dataclass
@@ -121,6 +124,8 @@ class Planner:
                 if isinstance(admitted, str):
                     result.rejected[i] = admitted
                     continue
+                if admitted == CUT:
+                    return Plan(slots[:i], segment[:i], wave[:i], cut=i)
                 slot = admitted
                 # Admission may have grown (reallocated) the arena.
                 chunk_pos, seen = arena.arrays["chunk_pos"], arena.arrays["events_seen"]

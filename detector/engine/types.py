@@ -109,6 +109,26 @@ class BatchResult:
                    actual=np.full((n, max_metrics), np.nan), metric_names=[()] * n,
                    severity=np.full(n, "", dtype="<U8"))
 
+    @classmethod
+    def concat(cls, parts: list[BatchResult]) -> BatchResult:
+        """One result of consecutive parts of a batch."""
+        if len(parts) == 1:
+            return parts[0]
+        arrays = {name: np.concatenate([getattr(p, name) for p in parts])
+                  for name in ("score", "raw_score", "error", "alert", "threshold", "warming",
+                               "expected", "actual", "severity")}
+        return cls(rejected=[r for p in parts for r in p.rejected],
+                   metric_names=[m for p in parts for m in p.metric_names],
+                   evicted=sum(p.evicted for p in parts), **arrays)
+
+    def truncate(self, n: int) -> BatchResult:
+        """The result of the first n events."""
+        arrays = {name: getattr(self, name)[:n]
+                  for name in ("score", "raw_score", "error", "alert", "threshold", "warming",
+                               "expected", "actual", "severity")}
+        return BatchResult(rejected=self.rejected[:n], metric_names=self.metric_names[:n],
+                           evicted=self.evicted, **arrays)
+
     def __len__(self) -> int:
         return len(self.rejected)
 

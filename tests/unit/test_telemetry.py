@@ -173,7 +173,7 @@ def test_recorders_count_what_they_are_told(served: Telemetry) -> None:
     served.scored(8)
     served.alert_published("critical")
     served.bad_record("malformed JSON: unexpected character")
-    served.bad_record(STREAM_LIMIT)
+    served.bad_record(ADMISSION_LIMIT)
     served.batch_done(0.2)
     served.evicted(3)
     served.checkpoint_done(1.5)
@@ -182,7 +182,7 @@ def test_recorders_count_what_they_are_told(served: Telemetry) -> None:
     assert values[("detector_events_scored_total", ())] == 8
     assert values[("detector_alerts_published_total", (("severity", "critical"),))] == 1
     assert values[("detector_bad_records_total", (("reason", "payload"),))] == 1
-    assert values[("detector_bad_records_total", (("reason", "stream_limit"),))] == 1
+    assert values[("detector_bad_records_total", (("reason", "admission"),))] == 1
     assert values[("detector_bad_records_total", (("reason", "other"),))] == 0
     assert values[("detector_batch_latency_seconds_count", ())] == 1
     assert values[("detector_evictions_total", ())] == 3
@@ -200,7 +200,6 @@ def _engine_refusal(**limits: float) -> str:
     return result.rejected[1]
 
 
-STREAM_LIMIT = _engine_refusal(max_streams=1, admission_burst=5)
 ADMISSION_LIMIT = _engine_refusal(admission_burst=1, admission_rate=0.01)
 
 PARSE_FAILURES = [(key, value) for key, value, _ in BAD_RECORDS
@@ -217,7 +216,6 @@ def test_every_parse_failure_of_the_bad_input_suite_has_a_class(
 @pytest.mark.parametrize(("reason", "expected"), [
     ("stream 'malformed JSON': unknown metrics ['cpu']; its metrics are ['bytes_in']",
      "metrics"),
-    (STREAM_LIMIT, "stream_limit"),
     (ADMISSION_LIMIT, "admission"),
     ("stream 'a': the first event of a stream must carry every metric", "metrics"),
     ("ts: 'yesterday' is not an ISO-8601 timestamp", "timestamp"),
