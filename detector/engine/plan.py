@@ -26,7 +26,7 @@ import numpy as np
 from detector.engine.admission import CUT, Admission
 from detector.engine.arena import StreamArena
 from detector.engine.changes import Changes
-from detector.engine.types import BatchResult, EngineConfig, Event
+from detector.engine.types import BatchResult, EngineConfig, Event, Rejection
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ class Planner:
             slot = arena.slot(ev.stream)
             if slot is None:
                 admitted = self.admission.admit(ev, seq0 + i, seq0)
-                if isinstance(admitted, str):
+                if isinstance(admitted, Rejection):
                     result.rejected[i] = admitted
                     continue
                 if admitted == CUT:
@@ -156,11 +156,11 @@ class Planner:
                         pending, current = 0, current + 1
         return Plan(slots, segment, wave)
 
-    def _unknown_metrics(self, ev: Event, slot: int) -> str:
+    def _unknown_metrics(self, ev: Event, slot: int) -> Rejection:
         """Why an event naming metrics its stream does not have is rejected."""
         extra = sorted(set(ev.metrics) - self.arena.metric_sets[slot])
-        return (f"stream {ev.stream!r}: unknown metrics {extra}; its metrics are "
-                f"{list(self.arena.metric_names[slot])}")
+        return Rejection("metrics", f"stream {ev.stream!r}: unknown metrics {extra}; its "
+                                    f"metrics are {list(self.arena.metric_names[slot])}")
 
 
 def _occurrence(slots: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:

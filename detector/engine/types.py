@@ -15,6 +15,27 @@ class Event:
     metrics: Mapping[str, float]  # NaN = value missing (scored, not learned from)
 
 
+# Why an event is not scored, as the label of the bad-record metric: a record without a usable
+# key, too large, not a JSON event, without a valid timestamp, with metrics that are malformed
+# or not the stream's, or a new stream beyond the admission limit.
+REJECTION_KINDS = ("key", "size", "payload", "timestamp", "metrics", "admission")
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why an event is bad input: one of REJECTION_KINDS, and a one-line detail."""
+
+    kind: str
+    detail: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in REJECTION_KINDS:
+            raise ValueError(f"unknown rejection kind {self.kind!r}")
+
+    def __str__(self) -> str:
+        return self.detail
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     hidden_size: int = 32
@@ -86,7 +107,7 @@ class SharedState:
 class BatchResult:
     """Per-event outcome, aligned with the input batch. Rejected events have a reason."""
 
-    rejected: list[str | None]
+    rejected: list[Rejection | None]
     score: np.ndarray      # published score: 0 while refractory after a higher one
     raw_score: np.ndarray  # score after warm-up and rule overrides, before the cooldown
     error: np.ndarray

@@ -56,8 +56,9 @@ def test_event_with_a_new_metric_is_rejected_with_the_stream_named() -> None:
     engine = Engine(FAST)
     engine.process([Event("a", T0, {"x": 1.0})])
     result = engine.process([Event("a", T0 + 60, {"x": 1.0, "y": 2.0})])
-    assert result.rejected[0] is not None and "'a'" in result.rejected[0]
-    assert "['y']" in result.rejected[0]
+    reason = result.rejected[0]
+    assert reason is not None and reason.kind == "metrics"
+    assert "'a'" in reason.detail and "['y']" in reason.detail
 
 
 def test_explanation_gives_expected_close_to_actual_on_a_learned_stream() -> None:

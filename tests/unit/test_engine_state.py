@@ -101,7 +101,8 @@ def test_new_streams_beyond_the_burst_are_admitted_at_the_rate_per_event() -> No
     admitted = [i for i, r in enumerate(result.rejected) if r is None]
     # Two from the burst (the refill starts with the second event), then one per four events.
     assert admitted == [0, 1, 4, 8]
-    assert all("admission limit" in r for r in result.rejected if r is not None)
+    assert all(r.kind == "admission" and "admission limit" in r.detail
+               for r in result.rejected if r is not None)
     # Known streams are never limited.
     assert engine.process([one("s0", 1), one("s1", 1)]).rejected == [None, None]
 
