@@ -32,13 +32,13 @@ import structlog
 from kafka import TopicPartition
 from kafka.errors import KafkaError
 
-from detector.checkpoint import Checkpoint, PartitionWork
 from detector.engine import Engine, EngineConfig
 from detector.errors import BrokerUnavailableError, RestoreTimeoutError
-from detector.io.changelog import ensure_changelog, read_state
 from detector.io.outbox import Outbox
 from detector.settings import Settings
-from detector.state.codec import load_records
+from detector.state.changelog import ensure_changelog
+from detector.state.checkpoint import Checkpoint, PartitionWork
+from detector.state.restore import Restored, restore_partitions
 from detector.telemetry import Telemetry
 
 log = structlog.get_logger("detector.partitions")
@@ -148,8 +148,8 @@ class Partitions:
                          for tp in self.pending}
             plan = {tp: self._decide(pending, committed[tp])
                     for tp, pending in self.pending.items()}
-            states = self._read_states({tp: c for tp, (keep, c, _) in plan.items()
-                                        if keep is None})
+            restored = self._restore({tp: c for tp, (keep, c, _) in plan.items()
+                                      if keep is None})
         except (KafkaError, BrokerUnavailableError, RestoreTimeoutError) as exc:
             error = f"{type(exc).__name__}: {exc}"
             if error != self._deferred_error:  # once per cause, not once per retry
@@ -172,13 +172,17 @@ class Partitions:
                 self.consumer.seek(tp, keep.position)
                 self.telemetry.restored(tp.partition)
                 continue
-            engine, records = self._engine(tp, states.get(tp.partition))
+            state = restored[tp.partition]
+            if state.unreadable is not None:
+                log.warning("state_not_restored", partition=name(tp), reason=state.unreadable,
+                            action="starting the partition afresh at its committed offset")
+            engine = state.engine
             self.works[tp] = PartitionWork(engine, offset or 0, offset or 0, reset_from)
             self._seek(tp, offset)
             seconds = time.monotonic() - started
             self.telemetry.restored(tp.partition, seconds, len(engine.arena))
             log.info("partition_restored", partition=name(tp), committed_offset=offset,
-                     streams=len(engine.arena), changelog_records=records,
+                     streams=len(engine.arena), changelog_records=state.records_read,
                      seconds=round(seconds, 3))
         positioned = set(self.pending)
         self.consumer.resume(*positioned)
@@ -199,29 +203,19 @@ class Partitions:
             return None, committed, pending.reset_from
         return keep, committed, pending.reset_from
 
-    def _read_states(self, offsets: dict[TopicPartition, int | None]) -> dict[int, Any]:
-        if not offsets or not self.settings.state.checkpoints:
+    def _restore(self, offsets: dict[TopicPartition, int | None]) -> dict[int, Restored]:
+        """The engines of these partitions as of their committed offsets."""
+        if not offsets:
             return {}
+        if not self.settings.state.checkpoints:
+            return {tp.partition: Restored(Engine(self.engine_config)) for tp in offsets}
         k = self.settings.kafka
         topic = next(iter(offsets)).topic
         n_input = len(self.consumer.partitions_for_topic(topic) or offsets)
         ensure_changelog(k, max(n_input, max(tp.partition for tp in offsets) + 1))
-        return read_state(k, {tp.partition: o for tp, o in offsets.items()},
-                          timeout_s=self.settings.state.restore_timeout_s)
-
-    def _engine(self, tp: TopicPartition, state: Any) -> tuple[Engine, int]:
-        engine = Engine(self.engine_config)
-        if state is None or state.engine is None:
-            return engine, state.records_read if state else 0
-        try:
-            load_records(engine, state.engine, state.streams.values())
-        except (ValueError, KeyError, TypeError) as exc:
-            # Unreadable state must not crash-loop the daemon: the partition starts afresh
-            # from its committed offset, loudly.
-            log.warning("state_not_restored", partition=name(tp),
-                        reason=f"{type(exc).__name__}: {exc}")
-            engine = Engine(self.engine_config)
-        return engine, state.records_read
+        return restore_partitions(k, self.engine_config,
+                                  {tp.partition: o for tp, o in offsets.items()},
+                                  timeout_s=self.settings.state.restore_timeout_s)
 
     def _seek(self, tp: TopicPartition, offset: int | None) -> None:
         if offset is not None:

@@ -27,15 +27,15 @@ from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import AuthorizationError, KafkaError
 
 from detector.alerts import Alert
-from detector.checkpoint import Checkpoint, Outcome
-from detector.engine import Engine, EngineConfig, Event
+from detector.engine import Engine, EngineConfig, Event, Rejection
 from detector.errors import SettingsError
-from detector.io.changelog import MAX_RECORD_BYTES
 from detector.io.kafka import build_consumer, ensure_topics
 from detector.io.outbox import Outbox
 from detector.partitions import Partitions, name
 from detector.records import BadRecord, Coordinates, Limits, parse_event
 from detector.settings import Settings
+from detector.state.changelog import MAX_RECORD_BYTES
+from detector.state.checkpoint import Checkpoint, Outcome
 from detector.telemetry import Telemetry
 
 log = structlog.get_logger("detector.service")
@@ -315,7 +315,7 @@ class Daemon:
             kept: list[Any] = []  # the record of each event
             for rec in records:
                 parsed = parse_event(rec.key, rec.value, self.limits)
-                if isinstance(parsed, str):
+                if isinstance(parsed, Rejection):
                     futures += self._bad(BadRecord(parsed, _coordinates(rec), rec.key,
                                                    rec.value))
                 else:
@@ -354,10 +354,11 @@ class Daemon:
 
     def _bad(self, bad: BadRecord) -> list[Any]:
         self.counters.bad_records += 1
-        self.telemetry.bad_record(bad.reason)
+        self.telemetry.bad_record(bad.reason.kind)
         if self._bad_logged < BAD_RECORD_LOG_LINES:
             self._bad_logged += 1
-            log.warning("bad_record", source=str(bad.coords), reason=bad.reason)
+            log.warning("bad_record", source=str(bad.coords), kind=bad.reason.kind,
+                        reason=bad.reason.detail)
         else:
             self.counters.bad_records_unlogged += 1
         dlq = self.settings.kafka.dlq_topic

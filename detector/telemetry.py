@@ -17,7 +17,6 @@ each poll, because the Kafka consumer and the engines are not safe to touch from
 from __future__ import annotations
 
 import math
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -36,6 +35,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from detector.engine.types import REJECTION_KINDS
 from detector.errors import SettingsError
 from detector.settings import Settings
 
@@ -43,33 +43,8 @@ log = structlog.get_logger("detector.telemetry")
 
 PATHS = ("/metrics", "/healthz", "/readyz")
 
-# Bad-record reason → a bounded label value. Parse reasons start with fixed text; the engine's
-# start with the (untrusted) stream id, so only their fixed ending is matched.
-REASON_CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("stream_limit", re.compile(r"stream limit reached by this batch alone "
-                                r"\(DETECTOR_STATE_MAX_STREAMS=\d+\)$")),
-    ("admission", re.compile(r"new-stream admission limit reached "
-                             r"\(DETECTOR_STATE_ADMISSION_RATE=[^()]* per event after a burst "
-                             r"of \d+\)$")),
-    ("size", re.compile(r"^record of \d+ bytes exceeds")),
-    ("key", re.compile(r"^(missing key|key is not valid UTF-8|stream id |key .* does not match)")),
-    ("payload", re.compile(r"^(empty value|malformed JSON|event must be a JSON object)")),
-    ("timestamp", re.compile(r"^(missing field 'ts'|ts: )")),
-    ("metrics", re.compile(r"^(metrics?\b|missing field 'metrics'|give either|\d+ metrics|"
-                           r"stream )")),
-)
-OTHER_REASON = "other"
-
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 STATE_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
-
-
-def reason_class(reason: str) -> str:
-    """The label of a bad-record reason: one of REASON_CLASSES' names or OTHER_REASON."""
-    for name, pattern in REASON_CLASSES:
-        if pattern.search(reason):
-            return name
-    return OTHER_REASON
 
 
 class Telemetry:
@@ -110,7 +85,7 @@ class Telemetry:
         self.alerts = Counter("detector_alerts_published", "Alerts sent to the output topic.",
                               ["severity"], registry=r)
         self.bad_records = Counter("detector_bad_records", "Records rejected as bad input "
-                                   "(dead-lettered when a DLQ topic is set), by reason class.",
+                                   "(dead-lettered when a DLQ topic is set), by kind.",
                                    ["reason"], registry=r)
         self.batches = Counter("detector_batches", "Batches processed and committed.",
                                registry=r)
@@ -137,8 +112,8 @@ class Telemetry:
                                           buckets=STATE_BUCKETS, registry=r)
         self.restored_streams = Counter("detector_restored_streams", "Streams restored from "
                                         "saved state on assignment.", registry=r)
-        for name, _ in (*REASON_CLASSES, (OTHER_REASON, None)):
-            self.bad_records.labels(reason=name)
+        for kind in REJECTION_KINDS:
+            self.bad_records.labels(reason=kind)
 
     def metric_names(self) -> frozenset[str]:
         """Every series name /metrics can carry (`_total` of counters, histogram parts)."""
@@ -183,8 +158,9 @@ class Telemetry:
     def alert_published(self, severity: str) -> None:
         self.alerts.labels(severity=severity).inc()
 
-    def bad_record(self, reason: str) -> None:
-        self.bad_records.labels(reason=reason_class(reason)).inc()
+    def bad_record(self, kind: str) -> None:
+        """A bad record of this rejection kind (detector.engine.REJECTION_KINDS)."""
+        self.bad_records.labels(reason=kind).inc()
 
     def batch_done(self, seconds: float) -> None:
         self.batches.inc()

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from detector.engine.types import BatchResult, EngineConfig, Event, SharedState, StreamState
+from detector.engine.types import (
+    REJECTION_KINDS,
+    BatchResult,
+    EngineConfig,
+    Event,
+    Rejection,
+    SharedState,
+    StreamState,
+)
 
 if TYPE_CHECKING:
     from detector.engine.engine import Engine
 
-__all__ = ["BatchResult", "Engine", "EngineConfig", "Event", "SharedState", "StreamState"]
+__all__ = ["REJECTION_KINDS", "BatchResult", "Engine", "EngineConfig", "Event", "Rejection",
+           "SharedState", "StreamState"]
 
 
 def __getattr__(name: str) -> object:

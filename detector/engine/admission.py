@@ -2,8 +2,10 @@
 
 The bucket holds up to `admission_burst` tokens (default: the stream limit) and refills at
 `admission_rate` per event, not per second, so a replay admits exactly what the daemon
-admitted. At the stream limit, a new stream takes the slot of the stream seen least recently,
-unless that stream is in the batch being planned.
+admitted. At the stream limit, a new stream takes the slot of the stream seen least recently.
+When that stream has an event earlier in the batch being planned, its slot is still in use by
+the plan: admission answers CUT, and the engine steps the batch up to this event before it
+plans the rest, so what is evicted never depends on how events were batched.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import numpy as np
 from detector.engine.arena import StreamArena
 from detector.engine.changes import Changes
 from detector.engine.post_rules import threshold_for
-from detector.engine.types import EngineConfig, Event
+from detector.engine.types import EngineConfig, Event, Rejection
+
+CUT = -1  # admission needs the batch stepped up to this event first (see the docstring)
 
 
 class Admission:
@@ -25,28 +29,29 @@ class Admission:
         self.tokens = float(self.burst)
         self.tokens_at = 0  # engine event number of the last refill
 
-    def admit(self, ev: Event, seq: int, batch_start: int) -> int | str:
-        """The slot of a new stream, or why its event is rejected. `seq`: the event's number,
-        `batch_start`: the number of the batch's first event."""
+    def admit(self, ev: Event, seq: int, batch_start: int) -> int | Rejection:
+        """The slot of a new stream, why its event is rejected, or CUT. `seq`: the event's
+        number, `batch_start`: the number of the first event of the batch being planned."""
         cfg, arena = self.config, self.arena
         names = tuple(ev.metrics)
         if not names:
-            return f"stream {ev.stream!r}: event has no metrics"
+            return Rejection("metrics", f"stream {ev.stream!r}: event has no metrics")
         if len(names) > cfg.max_metrics:
-            return (f"stream {ev.stream!r}: {len(names)} metrics, more than "
-                    f"DETECTOR_MODEL_MAX_METRICS={cfg.max_metrics}")
+            return Rejection("metrics", f"stream {ev.stream!r}: {len(names)} metrics, more "
+                                        f"than DETECTOR_MODEL_MAX_METRICS={cfg.max_metrics}")
         if any(math.isnan(v) for v in ev.metrics.values()):
-            return f"stream {ev.stream!r}: the first event of a stream must carry every metric"
+            return Rejection("metrics", f"stream {ev.stream!r}: the first event of a stream "
+                                        "must carry every metric")
         self.tokens = min(float(self.burst),
                           self.tokens + cfg.admission_rate * (seq - self.tokens_at))
         self.tokens_at = seq
         if self.tokens < 1.0:
-            return (f"stream {ev.stream!r}: new-stream admission limit reached "
-                    f"(DETECTOR_STATE_ADMISSION_RATE={cfg.admission_rate} per "
-                    f"event after a burst of {self.burst})")
+            return Rejection("admission", f"stream {ev.stream!r}: new-stream admission limit "
+                                          f"reached (DETECTOR_STATE_ADMISSION_RATE="
+                                          f"{cfg.admission_rate} per event after a burst of "
+                                          f"{self.burst})")
         if arena.is_full and not self._evict_least_recent(batch_start):
-            return (f"stream {ev.stream!r}: stream limit reached by this batch "
-                    f"alone (DETECTOR_STATE_MAX_STREAMS={cfg.max_streams})")
+            return CUT  # the refill above is repeated at no cost: seq - tokens_at is 0 then
         self.tokens -= 1.0
         thr = threshold_for(ev.stream, cfg.threshold, cfg.threshold_overrides)
         slot = arena.add(ev.stream, names, thr)

@@ -74,27 +74,40 @@ class Engine:
     # -- public ------------------------------------------------------------------------
 
     def process(self, events: Sequence[Event]) -> BatchResult:
+        parts, start = [], 0
+        while start == 0 or start < len(events):
+            part = self._process(events[start:] if start else events)
+            parts.append(part)
+            start += len(part)
+        return BatchResult.concat(parts)
+
+    def _process(self, events: Sequence[Event]) -> BatchResult:
+        """The events up to the plan's cut (all of them, unless admission must evict a stream
+        used earlier in the batch)."""
         result = BatchResult.empty(len(events), self.config.max_metrics)
         evicted_before = len(self.changes.evicted)
         plan = self.planner.plan(events, result, self.events_processed,
                                  len(self.trainer.pending))
+        if plan.cut is not None:
+            result = result.truncate(plan.cut)
         result.evicted = len(self.changes.evicted) - evicted_before
+        n = len(result)
         accepted = np.flatnonzero(plan.slots >= 0)
-        if accepted.size == 0:
-            return result
-        ts_all = np.zeros(len(events))
-        ts_all[accepted] = [events[i].ts for i in accepted]
-        order = accepted[np.lexsort((accepted, plan.wave[accepted], plan.segment[accepted]))]
-        seq0 = self.events_processed
-        for seg_idx in np.split(order, np.flatnonzero(np.diff(plan.segment[order])) + 1):
-            waves = np.split(seg_idx, np.flatnonzero(np.diff(plan.wave[seg_idx])) + 1)
-            self._step_segment(waves, plan.slots, ts_all, seq0, result)
-            # The plan cut this segment exactly where train_batch windows became ready.
-            if len(self.trainer.pending) >= self.config.train_batch:
-                self.trainer.step()
-        self.events_processed += len(events)
-        result.severity = post_rules.severity(result.score, result.alert,
-                                              self.config.critical_threshold)
+        if accepted.size:
+            ts_all = np.zeros(n)
+            ts_all[accepted] = [events[i].ts for i in accepted]
+            order = accepted[np.lexsort((accepted, plan.wave[accepted],
+                                         plan.segment[accepted]))]
+            seq0 = self.events_processed
+            for seg_idx in np.split(order, np.flatnonzero(np.diff(plan.segment[order])) + 1):
+                waves = np.split(seg_idx, np.flatnonzero(np.diff(plan.wave[seg_idx])) + 1)
+                self._step_segment(waves, plan.slots, ts_all, seq0, result)
+                # The plan cut this segment exactly where train_batch windows became ready.
+                if len(self.trainer.pending) >= self.config.train_batch:
+                    self.trainer.step()
+            result.severity = post_rules.severity(result.score, result.alert,
+                                                  self.config.critical_threshold)
+        self.events_processed += n
         return result
 
     def take_changes(self) -> tuple[np.ndarray, list[str]]:

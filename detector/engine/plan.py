@@ -8,7 +8,9 @@ events were cut into batches.
 
 A batch whose streams all have slots is planned in array operations (`plan_known`); one with a
 new stream is walked event by event (`plan_admitting`), since admission (and so eviction)
-depends on the order of events. Both give the same plan. Planning also fills in each event's
+depends on the order of events. Both give the same plan. A plan may stop short (`cut`) where
+admission must evict a stream the batch has already used: the engine steps what was planned
+and plans the rest afresh. Planning also fills in each event's
 values (`result.actual`), metric names and rejections, and marks the streams it touches as
 changed.
 """
@@ -21,10 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detector.engine.admission import Admission
+from detector.engine.admission import CUT, Admission
 from detector.engine.arena import StreamArena
 from detector.engine.changes import Changes
-from detector.engine.types import BatchResult, EngineConfig, Event
+from detector.engine.types import BatchResult, EngineConfig, Event, Rejection
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Plan:
     slots: np.ndarray    # per event; -1 = rejected
     segment: np.ndarray
     wave: np.ndarray
+    cut: int | None = None  # plan only the events before this one, then plan again from it
 
 
 @dataclass
@@ -118,9 +121,11 @@ class Planner:
             slot = arena.slot(ev.stream)
             if slot is None:
                 admitted = self.admission.admit(ev, seq0 + i, seq0)
-                if isinstance(admitted, str):
+                if isinstance(admitted, Rejection):
                     result.rejected[i] = admitted
                     continue
+                if admitted == CUT:
+                    return Plan(slots[:i], segment[:i], wave[:i], cut=i)
                 slot = admitted
                 # Admission may have grown (reallocated) the arena.
                 chunk_pos, seen = arena.arrays["chunk_pos"], arena.arrays["events_seen"]
@@ -151,11 +156,11 @@ class Planner:
                         pending, current = 0, current + 1
         return Plan(slots, segment, wave)
 
-    def _unknown_metrics(self, ev: Event, slot: int) -> str:
+    def _unknown_metrics(self, ev: Event, slot: int) -> Rejection:
         """Why an event naming metrics its stream does not have is rejected."""
         extra = sorted(set(ev.metrics) - self.arena.metric_sets[slot])
-        return (f"stream {ev.stream!r}: unknown metrics {extra}; its metrics are "
-                f"{list(self.arena.metric_names[slot])}")
+        return Rejection("metrics", f"stream {ev.stream!r}: unknown metrics {extra}; its "
+                                    f"metrics are {list(self.arena.metric_names[slot])}")
 
 
 def _occurrence(slots: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:

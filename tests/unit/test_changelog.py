@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from detector.io.changelog import (
+from detector.state.changelog import (
     ENGINE_KEY,
     OFFSET_HEADER,
     RESET_KEY,

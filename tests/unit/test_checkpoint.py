@@ -19,11 +19,11 @@ from kafka.errors import (
     UnknownMemberIdError,
 )
 
-from detector.checkpoint import Checkpoint, PartitionWork
 from detector.engine import Engine, EngineConfig, Event
 from detector.errors import SettingsError
-from detector.io.changelog import ENGINE_KEY, RESET_KEY, stream_key
 from detector.io.outbox import failed_future
+from detector.state.changelog import ENGINE_KEY, RESET_KEY, stream_key
+from detector.state.checkpoint import Checkpoint, PartitionWork
 
 TP0, TP1 = TopicPartition("in", 0), TopicPartition("in", 1)
 

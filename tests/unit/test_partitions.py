@@ -9,10 +9,10 @@ import structlog
 from kafka import TopicPartition
 from kafka.errors import KafkaTimeoutError
 
-from detector.checkpoint import Checkpoint, PartitionWork
 from detector.engine import Engine, EngineConfig, Event
 from detector.partitions import Partitions
 from detector.settings import Settings
+from detector.state.checkpoint import Checkpoint, PartitionWork
 from detector.telemetry import Telemetry
 
 TP0, TP1 = TopicPartition("in", 0), TopicPartition("in", 1)

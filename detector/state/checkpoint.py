@@ -47,11 +47,11 @@ from kafka.structs import OffsetAndMetadata
 
 from detector.engine import Engine
 from detector.errors import SettingsError
-from detector.io.changelog import ENGINE_KEY, RESET_KEY, reset_marker, send_state, stream_key
 from detector.io.outbox import failure_of
+from detector.state.changelog import ENGINE_KEY, RESET_KEY, reset_marker, send_state, stream_key
 from detector.state.codec import encode_rows, encode_shared
 
-log = structlog.get_logger("detector.checkpoint")
+log = structlog.get_logger("detector.state.checkpoint")
 
 ENCODE_CHUNK = 1_000  # stream records encoded at a time
 
