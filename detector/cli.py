@@ -31,6 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("detector.cli", "_report"),
 }
 
+# The daemon's commands log to stdout, as containers are expected to; the others keep stdout
+# for their results.
+LOG_TO_STDOUT = frozenset({"run", "simulate"})
+
 log = structlog.get_logger("detector.cli")
 
 
@@ -183,11 +187,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command == "config":
         return _config(args, settings)
-    configure_logging(settings.log.level, settings.log.format)
+    configure_logging(settings.log.level, settings.log.format,
+                      kafka_level=settings.log.kafka_level,
+                      stream="stdout" if args.command in LOG_TO_STDOUT else "stderr")
     module, name = COMMANDS[args.command]
     # Imported on use: `detector --help` and `config` stay fast, the demo's deps stay optional.
-    handler = getattr(importlib.import_module(module), name)
     try:
+        _check_temp_dir()
+        handler = getattr(importlib.import_module(module), name)
         return int(handler(args, settings))
     except (SettingsError, BrokerUnavailableError) as exc:
         print(f"detector: configuration error: {exc}", file=sys.stderr)
@@ -205,6 +212,19 @@ def _config(args: argparse.Namespace, settings: Settings) -> int:
 
         print(json.dumps(settings_summary(settings), indent=2, default=str))
     return EXIT_OK
+
+
+def _check_temp_dir() -> None:
+    """torch's import needs a writable temporary folder; without one it fails deep inside."""
+    import tempfile  # noqa: PLC0415
+
+    try:
+        tempfile.gettempdir()
+    except FileNotFoundError:
+        raise SettingsError(f"TMPDIR: no writable temporary folder (TMPDIR="
+                            f"{os.environ.get('TMPDIR', '')!r}, /tmp, /var/tmp, the working "
+                            "folder): point TMPDIR at a writable volume, e.g. /var/lib/detector "
+                            "in the image") from None
 
 
 def _require_bootstrap(settings: Settings) -> None:

@@ -25,13 +25,15 @@ from typing import Any
 import structlog
 from kafka import ConsumerRebalanceListener, TopicPartition
 
-from detector.alerts import Alert
+from detector.alerts import Alert, alert_log_fields
 from detector.checkpoint import Checkpoint, PartitionWork
 from detector.engine import Engine, EngineConfig, Event
 from detector.engine.policy import severity
 from detector.errors import SettingsError
+from detector.input_topic import InputTopic
 from detector.io.changelog import MAX_RECORD_BYTES, ensure_changelog, read_state
 from detector.io.kafka import build_consumer, build_producer, ensure_topics
+from detector.memory_budget import check_budget
 from detector.records import BadRecord, Coordinates, Limits, parse_event
 from detector.settings import Settings
 from detector.state.codec import load_records
@@ -68,8 +70,9 @@ class _Rebalance(ConsumerRebalanceListener):
     """Notes the assignment; the main loop acts on it after poll() returns (kafka-python 3
     runs listeners on its I/O thread, where no blocking client call is allowed)."""
 
-    def __init__(self, telemetry: Telemetry) -> None:
+    def __init__(self, telemetry: Telemetry, max_partitions: int = 0) -> None:
         self.telemetry = telemetry
+        self.max_partitions = max_partitions
         self._lock = threading.Lock()
         self._assigned: set[TopicPartition] | None = None
 
@@ -81,6 +84,10 @@ class _Rebalance(ConsumerRebalanceListener):
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self.telemetry.assigned(tp.partition for tp in assigned)
         log.info("partitions_assigned", partitions=sorted(_name(tp) for tp in assigned))
+        if 0 < self.max_partitions < len(assigned):
+            log.warning("partitions_over_memory_budget", partitions=len(assigned),
+                        max_partitions=self.max_partitions,
+                        detail="memory was checked for DETECTOR_STATE_MAX_PARTITIONS only")
         with self._lock:
             self._assigned = set(assigned)
 
@@ -157,7 +164,13 @@ class Daemon:
             self.producer, self.consumer, k.changelog, self.settings.state.checkpoints,
             k.request_timeout_ms / 1000,
             spread_s=self.settings.service.commit_interval_s * CHECKPOINT_SPREAD)
-        self._rebalance = _Rebalance(self.telemetry)
+        self._rebalance = _Rebalance(self.telemetry, self.settings.state.max_partitions)
+        self.input_topic = InputTopic(self.consumer, k.input_topic, self.telemetry)
+        topic_partitions = self.input_topic.wait(self._stop, self.telemetry.loop_turned)
+        if topic_partitions is None:  # stopped while waiting for the topic
+            self._close(0.0, clean=False)
+            return
+        check_budget(self.settings, topic_partitions)
         self.consumer.subscribe([k.input_topic], listener=self._rebalance)
         # The heap holds ~10^6 objects from imports (torch, numpy, kafka) that live as long as
         # the process; a full collection walking them paused the loop ~160 ms every few
@@ -167,7 +180,8 @@ class Daemon:
         log.info("daemon_started", input_topic=k.input_topic, output_topic=k.output_topic,
                  group_id=k.group_id, bootstrap_servers=k.bootstrap_servers,
                  changelog_topic=k.changelog if self.settings.state.checkpoints else None)
-        started = last_stats = last_commit = time.monotonic()
+        started = last_commit = time.monotonic()
+        self._stats_at, self._stats_events = started, 0
         interval = self.settings.service.commit_interval_s
         clean = False
         behind = True  # more than a batch of the largest size waits (until fetches tell)
@@ -188,6 +202,7 @@ class Daemon:
                 lag = self.telemetry.observe_loop(self.consumer,
                                                   {tp: w.engine for tp, w in self.parts.items()})
                 behind = lag >= k.max_poll_records
+                self.input_topic.recheck(assigned=bool(self.parts))
                 now = time.monotonic()
                 idle = not batch  # nothing came for a poll timeout (5 ms while in flight)
                 if self.checkpoint.in_flight:
@@ -201,9 +216,8 @@ class Daemon:
                       or (idle and any(w.moved for w in self.parts.values()))):
                     self.checkpoint.start(self.parts)
                     last_commit = now
-                if now - last_stats >= self.settings.service.stats_interval_s:
+                if now - self._stats_at >= self.settings.service.stats_interval_s:
                     self._log_stats(now - started)
-                    last_stats = now
             clean = True
         finally:
             self._close(time.monotonic() - started, clean)
@@ -218,7 +232,9 @@ class Daemon:
         """After a checkpoint: drop the engines of partitions the group took meanwhile."""
         for tp in refused:
             self.parts.pop(tp, None)
-        if not refused:
+        if refused:
+            self.telemetry.checkpoint_failed()
+        else:
             self.telemetry.broker_answered()
         self.telemetry.checkpoint_done(seconds)
 
@@ -288,12 +304,19 @@ class Daemon:
         log.info("daemon_stopped")
 
     def _log_stats(self, elapsed: float) -> None:
+        """The progress line: totals, the rate since the last line and the average since
+        start-up."""
         c = self.counters
         self._bad_logged = 0
+        now = time.monotonic()
+        since = now - self._stats_at
+        rate = (c.events - self._stats_events) / since if since > 0 else 0.0
+        self._stats_at, self._stats_events = now, c.events
         log.info("progress", events=c.events, alerts=c.alerts, bad_records=c.bad_records,
                  bad_records_unlogged=c.bad_records_unlogged, evictions=c.evictions,
                  streams=sum(len(w.engine.arena) for w in self.parts.values()),
-                 events_per_s=round(c.events / elapsed, 1) if elapsed > 0 else 0.0)
+                 events_per_s=round(rate, 1),
+                 events_per_s_avg=round(c.events / elapsed, 1) if elapsed > 0 else 0.0)
 
     # -- one batch ------------------------------------------------------------------------
 
@@ -342,6 +365,7 @@ class Daemon:
                                                   value=alert.to_json()))
                 self.counters.alerts += 1
                 self.telemetry.alert_published(alert.severity)
+                log.info("alert", **alert_log_fields(alert))
                 self.counters.by_severity[alert.severity] = (
                     self.counters.by_severity.get(alert.severity, 0) + 1)
             scored = result.rejected.count(None)

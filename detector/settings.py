@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detector.errors import SettingsError
@@ -65,11 +74,15 @@ class KafkaSettings(_Section):
     connect_timeout_ms: int = Field(30_000, ge=100, le=600_000, description="How long to try "
                                     "reaching the cluster at start-up before giving up (exit 2).")
     create_topics: bool = Field(False, description="Create the input, output and dead-letter "
-                                "topics at start-up when they are missing.")
+                                "topics at start-up when they are missing (the changelog is "
+                                "created when missing either way).")
     topic_partitions: int = Field(4, ge=1, le=10_000, description="Partitions of topics created "
                                   "by create_topics.")
-    replication_factor: int = Field(1, ge=1, le=10, description="Replication factor of topics "
-                                    "created by create_topics.")
+    replication_factor: int = Field(-1, ge=-1, le=10, description="Replication factor of the "
+                                    "topics the daemon creates: the changelog (always, when "
+                                    "missing) and, with create_topics, the input, output and "
+                                    "dead-letter topics. -1 = the broker's "
+                                    "default.replication.factor (Kafka 2.4+).")
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="Kafka security protocol.")
     sasl_mechanism: Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
@@ -123,6 +136,13 @@ class KafkaSettings(_Section):
             raise ValueError("ssl_certfile is required with ssl_keyfile (mutual TLS needs "
                              "the client certificate)")
         return self
+
+    @field_validator("replication_factor")
+    @classmethod
+    def _not_zero(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("must be -1 (the broker's default) or at least 1")
+        return value
 
     @property
     def changelog(self) -> str:
@@ -230,13 +250,20 @@ class StateSettings(_Section):
                                  "are rejected as bad input.")
     max_stream_id_length: int = Field(256, ge=1, le=4_096, description="Longer stream ids are "
                                       "rejected as bad input.")
+    max_partitions: int = Field(0, ge=0, le=100_000, description="Most input partitions one "
+                                "member is sized to hold, for the memory check at start-up "
+                                "(README, Memory); 0 = every partition of the input topic, "
+                                "which one member holds when it is the only one up.")
 
 
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     format: Literal["auto", "json", "console"] = Field(
-        "auto", description="json for production, console for a terminal; auto picks console "
-        "on a TTY.")
+        "auto", description="json for production (one JSON object per line, with `severity`), "
+        "console for a terminal; auto picks console on a TTY.")
+    kafka_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "WARNING", description="Level of kafka-python's own log lines (connection losses, "
+        "coordinator changes), written in the same format as the daemon's.")
 
 
 class ServiceSettings(_Section):
@@ -250,6 +277,11 @@ class ServiceSettings(_Section):
                                      "offsets committed. After a crash at most about 1.5 times "
                                      "this much input is processed again; each checkpoint "
                                      "rewrites every stream that changed (~3.2 KB each).")
+    memory_limit: str = Field("", description="Memory the daemon may use, in bytes or with a "
+                              "Kubernetes suffix (2Gi, 1500Mi); empty = the container's cgroup "
+                              "limit, if any. At start-up the daemon exits 2 when "
+                              "state.max_streams x the partitions it may hold cannot fit "
+                              "(README, Memory).")
     metrics_port: int = Field(9108, ge=0, le=65_535, description="HTTP port of the Prometheus "
                               "/metrics, /healthz (liveness) and /readyz (readiness) endpoints "
                               "of `run`; 0 = no HTTP server.")
@@ -257,6 +289,31 @@ class ServiceSettings(_Section):
     metrics_bind: str = Field("0.0.0.0", min_length=1,  # noqa: S104
                               description="Address the metrics and probe endpoints listen on "
                               "(127.0.0.1 = this host only).")
+
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_size(cls, value: str) -> str:
+        memory_size_bytes(value)
+        return value
+
+    @property
+    def memory_limit_bytes(self) -> int | None:
+        """DETECTOR_SERVICE_MEMORY_LIMIT in bytes; None when not set."""
+        return memory_size_bytes(self.memory_limit) if self.memory_limit else None
+
+
+MEMORY_SUFFIXES = {"": 1, "k": 1000, "K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4,
+                   "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4}
+
+
+def memory_size_bytes(text: str) -> int:
+    """Bytes of a Kubernetes-style quantity: 2147483648, 2Gi, 1500Mi, 2G, 0.5Gi."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
+    if not match or match.group(2) not in MEMORY_SUFFIXES:
+        raise ValueError(f"{text!r} is not a memory size: bytes, or a number with one of "
+                         "Ki, Mi, Gi, Ti (or k, M, G, T), e.g. 2Gi")
+    return int(float(match.group(1)) * MEMORY_SUFFIXES[match.group(2)])
 
 
 class Settings(BaseSettings):
@@ -321,10 +378,9 @@ def _check_json_settings() -> None:
 def _describe(exc: ValidationError) -> str:
     first = exc.errors()[0]
     loc = [str(p) for p in first["loc"]]
-    message = first["msg"]
+    message = first["msg"].removeprefix("Value error, ")
     if len(loc) == 1 and first.get("type") == "value_error":
         # A cross-field check of a section: its message starts with the field it blames.
-        message = message.removeprefix("Value error, ")
         blamed = message.split(":")[0].split()[0]
         loc.append(blamed)
         message = message.removeprefix(f"{blamed}: ")
