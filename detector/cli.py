@@ -107,8 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
                                "engine (fresh state per file, one record at a time, told only "
                                "the probation length), score them with the NAB rules and print "
                                "the three profiles beside the official scoreboard.")
-    nab.add_argument("--nab-root", type=Path, required=True, help="NAB folder (data/, labels/, "
-                     "config/)")
+    nab.add_argument("--nab-root", type=Path, default=None, help="NAB folder (data/, labels/, "
+                     "config/); default: NAB_ROOT, ../shared/nab beside the checkout, or NAB "
+                     "at a pinned commit downloaded into ~/.cache/lstm-detector (checksummed)")
     nab.add_argument("--out", type=Path, required=True, help="output folder")
     nab.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                      help="files replayed in parallel (default: all cores)")
@@ -282,9 +283,12 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         return run_throughput_bench(args, settings)
     from detector.engine import EngineConfig  # noqa: PLC0415
     from detector.nab.bench import render_table, run_bench  # noqa: PLC0415
+    from detector.nab.locate import locate  # noqa: PLC0415
 
     try:
-        summary = run_bench(args.nab_root, args.out, EngineConfig.from_settings(settings),
+        corpus = locate(args.nab_root)
+        print(f"NAB corpus: {corpus.root} ({corpus.source})")
+        summary = run_bench(corpus.root, args.out, EngineConfig.from_settings(settings),
                             jobs=max(1, args.jobs), patterns=args.files)
     except (FileNotFoundError, ValueError) as exc:
         print(f"detector: {exc}", file=sys.stderr)
