@@ -3,7 +3,7 @@
 One formula, measured with `python -m detector.bench_memory` (README, Memory):
 
     needed = BASE + partitions x (PARTITION + max_streams x per_stream)
-    per_stream = 2.5 x state row bytes + 2.5 KiB
+    per_stream = 2.5 x state row bytes + 3 KiB
 
 The state row is one stream's row of every arena array (3,228 bytes with the default model;
 it grows with DETECTOR_MODEL_HIDDEN_SIZE, _WINDOW, _MAX_METRICS and _SEASONAL_BUCKETS). A
@@ -37,7 +37,7 @@ BASE_BYTES = 400 * MIB
 # Per partition: model, optimiser, the arena's first slots, fetch and restore buffers.
 PARTITION_BYTES = 16 * MIB
 ROW_FACTOR = 2.5
-STREAM_OVERHEAD_BYTES = 2_560
+STREAM_OVERHEAD_BYTES = 3_072
 # cgroup v1 reports "no limit" as a number near 2^63.
 UNLIMITED = 1 << 60
 

@@ -86,7 +86,7 @@ def test_run_without_bootstrap_servers_exits_2_naming_the_variable(clean_env, ca
 
 def test_run_against_an_unreachable_broker_exits_2_without_a_traceback(clean_env) -> None:
     env = {"PATH": "/usr/bin:/bin", "DETECTOR_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
-           "DETECTOR_KAFKA_CONNECT_TIMEOUT_MS": "500"}
+           "DETECTOR_KAFKA_CONNECT_TIMEOUT_MS": "500", "DETECTOR_SERVICE_METRICS_PORT": "0"}
     proc = subprocess.run([sys.executable, "-m", "detector", "run"], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
