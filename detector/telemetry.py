@@ -152,6 +152,8 @@ class Telemetry:
         broker = Gauge("detector_broker_connected", "1 while the broker answered within the "
                        "session timeout (as /readyz judges it), else 0.", registry=r)
         broker.set_function(lambda: float(self.broker_connected()))
+        ready = Gauge("detector_ready", "1 while /readyz answers 200, else 0.", registry=r)
+        ready.set_function(lambda: float(self.readiness()[0]))
         Info("detector_build", "Versions of this build.", registry=r).info(build_info())
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
