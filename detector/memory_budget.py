@@ -27,6 +27,7 @@ import structlog
 from detector.engine.arena import ArenaShape, StreamArena
 from detector.errors import SettingsError
 from detector.settings import Settings
+from detector.units import memory_size_bytes
 
 log = structlog.get_logger("detector.memory_budget")
 
@@ -117,8 +118,9 @@ class Budget:
 def check_budget(settings: Settings, topic_partitions: int,
                  cgroup_limit: Callable[[], int | None] = cgroup_memory_limit) -> Budget:
     """Raise SettingsError, naming the variables, when the streams cannot fit the limit."""
-    if settings.service.memory_limit_bytes is not None:
-        limit, source = settings.service.memory_limit_bytes, "DETECTOR_SERVICE_MEMORY_LIMIT"
+    if settings.service.memory_limit:
+        limit = memory_size_bytes(settings.service.memory_limit)
+        source = "DETECTOR_SERVICE_MEMORY_LIMIT"
     else:
         limit, source = cgroup_limit(), "the cgroup memory limit"
     if settings.state.max_partitions:

@@ -9,23 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detector.errors import SettingsError
+from detector.units import memory_size_bytes
 
 ENV_PREFIX = "DETECTOR_"
 
@@ -78,10 +70,9 @@ class KafkaSettings(_Section):
                                 "created when missing either way).")
     topic_partitions: int = Field(4, ge=1, le=10_000, description="Partitions of topics created "
                                   "by create_topics.")
-    replication_factor: int = Field(-1, ge=-1, le=10, description="Replication factor of the "
-                                    "topics the daemon creates: the changelog (always, when "
-                                    "missing) and, with create_topics, the input, output and "
-                                    "dead-letter topics. -1 = the broker's "
+    replication_factor: int = Field(-1, ge=-1, le=10, description="Replicas of the topics the "
+                                    "daemon creates (the changelog when missing; with "
+                                    "create_topics the others); -1 = the broker's "
                                     "default.replication.factor (Kafka 2.4+).")
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="Kafka security protocol.")
@@ -132,17 +123,13 @@ class KafkaSettings(_Section):
             path = getattr(self, name)
             if path and not (Path(path).is_file() and os.access(path, os.R_OK)):
                 raise ValueError(f"{name}: {path!r} is not a readable file")
+        if self.replication_factor == 0:
+            raise ValueError("replication_factor: must be -1 (the broker's default) or at "
+                             "least 1")
         if self.ssl_keyfile and not self.ssl_certfile:
             raise ValueError("ssl_certfile is required with ssl_keyfile (mutual TLS needs "
                              "the client certificate)")
         return self
-
-    @field_validator("replication_factor")
-    @classmethod
-    def _not_zero(cls, value: int) -> int:
-        if value == 0:
-            raise ValueError("must be -1 (the broker's default) or at least 1")
-        return value
 
     @property
     def changelog(self) -> str:
@@ -251,9 +238,8 @@ class StateSettings(_Section):
     max_stream_id_length: int = Field(256, ge=1, le=4_096, description="Longer stream ids are "
                                       "rejected as bad input.")
     max_partitions: int = Field(0, ge=0, le=100_000, description="Most input partitions one "
-                                "member is sized to hold, for the memory check at start-up "
-                                "(README, Memory); 0 = every partition of the input topic, "
-                                "which one member holds when it is the only one up.")
+                                "member is sized to hold (README, Memory); 0 = every partition "
+                                "of the input topic, as when it is the only member up.")
 
 
 class LogSettings(_Section):
@@ -277,11 +263,9 @@ class ServiceSettings(_Section):
                                      "offsets committed. After a crash at most about 1.5 times "
                                      "this much input is processed again; each checkpoint "
                                      "rewrites every stream that changed (~3.2 KB each).")
-    memory_limit: str = Field("", description="Memory the daemon may use, in bytes or with a "
-                              "Kubernetes suffix (2Gi, 1500Mi); empty = the container's cgroup "
-                              "limit, if any. At start-up the daemon exits 2 when "
-                              "state.max_streams x the partitions it may hold cannot fit "
-                              "(README, Memory).")
+    memory_limit: str = Field("", description="Memory the daemon may use (bytes, 2Gi, "
+                              "1500Mi); empty = the cgroup limit, if any. The daemon exits 2 at "
+                              "start-up when its streams cannot fit (README, Memory).")
     metrics_port: int = Field(9108, ge=0, le=65_535, description="HTTP port of the Prometheus "
                               "/metrics, /healthz (liveness) and /readyz (readiness) endpoints "
                               "of `run`; 0 = no HTTP server.")
@@ -291,29 +275,11 @@ class ServiceSettings(_Section):
                               "(127.0.0.1 = this host only).")
 
 
-    @field_validator("memory_limit")
-    @classmethod
-    def _memory_size(cls, value: str) -> str:
-        memory_size_bytes(value)
-        return value
-
-    @property
-    def memory_limit_bytes(self) -> int | None:
-        """DETECTOR_SERVICE_MEMORY_LIMIT in bytes; None when not set."""
-        return memory_size_bytes(self.memory_limit) if self.memory_limit else None
-
-
-MEMORY_SUFFIXES = {"": 1, "k": 1000, "K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4,
-                   "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4}
-
-
-def memory_size_bytes(text: str) -> int:
-    """Bytes of a Kubernetes-style quantity: 2147483648, 2Gi, 1500Mi, 2G, 0.5Gi."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
-    if not match or match.group(2) not in MEMORY_SUFFIXES:
-        raise ValueError(f"{text!r} is not a memory size: bytes, or a number with one of "
-                         "Ki, Mi, Gi, Ti (or k, M, G, T), e.g. 2Gi")
-    return int(float(match.group(1)) * MEMORY_SUFFIXES[match.group(2)])
+    @model_validator(mode="after")
+    def _check_memory_limit(self) -> ServiceSettings:
+        if self.memory_limit:
+            memory_size_bytes(self.memory_limit, "memory_limit")
+        return self
 
 
 class Settings(BaseSettings):

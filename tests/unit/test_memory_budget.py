@@ -19,6 +19,7 @@ from detector.memory_budget import (
     streams_that_fit,
 )
 from detector.settings import load_settings
+from detector.units import memory_size_bytes
 
 
 def settings(clean_env, **env: str):
@@ -106,10 +107,9 @@ def test_cgroup_unreadable_is_none(tmp_path: Path) -> None:
 
 
 def test_memory_limit_setting_takes_kubernetes_quantities(clean_env, capsys) -> None:
-    assert settings(clean_env, DETECTOR_SERVICE_MEMORY_LIMIT="1536Mi"
-                    ).service.memory_limit_bytes == 1536 * MIB
-    assert settings(clean_env, DETECTOR_SERVICE_MEMORY_LIMIT="2G"
-                    ).service.memory_limit_bytes == 2_000_000_000
+    assert memory_size_bytes("1536Mi") == 1536 * MIB
+    assert memory_size_bytes("2G") == 2_000_000_000 and memory_size_bytes("0.5Gi") == 512 * MIB
+    assert settings(clean_env, DETECTOR_SERVICE_MEMORY_LIMIT="2Gi").service.memory_limit == "2Gi"
     with pytest.raises(SettingsError, match="DETECTOR_SERVICE_MEMORY_LIMIT: '2GB' is not a "
                                             "memory size"):
         settings(clean_env, DETECTOR_SERVICE_MEMORY_LIMIT="2GB")
