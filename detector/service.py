@@ -128,6 +128,7 @@ class Daemon:
         self.producer: Any = None
         self.checkpoint: Checkpoint | None = None
         self._bad_logged = 0
+        self._stats_at, self._stats_events = time.monotonic(), 0  # of the last progress line
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -180,8 +181,7 @@ class Daemon:
         log.info("daemon_started", input_topic=k.input_topic, output_topic=k.output_topic,
                  group_id=k.group_id, bootstrap_servers=k.bootstrap_servers,
                  changelog_topic=k.changelog if self.settings.state.checkpoints else None)
-        started = last_commit = time.monotonic()
-        self._stats_at, self._stats_events = started, 0
+        started = last_commit = self._stats_at = time.monotonic()
         interval = self.settings.service.commit_interval_s
         clean = False
         behind = True  # more than a batch of the largest size waits (until fetches tell)
