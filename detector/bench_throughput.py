@@ -251,8 +251,8 @@ def _running(daemon: _TimedDaemon) -> Iterator[threading.Thread]:
     finally:
         daemon.request_stop()
         thread.join()
-    if failure:
-        raise DetectorError(f"the daemon failed: {failure[0]!r}") from failure[0]
+        if failure:  # the cause, rather than what the bench saw of it
+            raise DetectorError(f"the daemon failed: {failure[0]!r}") from failure[0]
 
 
 def _throughput(daemon: _TimedDaemon, thread: threading.Thread, settings: Settings,
