@@ -49,6 +49,7 @@ def test_wait_reports_the_missing_topic_once_then_returns_its_partitions() -> No
         turns.append(1)
         seen.append(telemetry.readiness()[1].get("reasons", []))
 
+    structlog.reset_defaults()  # another test's configuration may filter INFO out
     with structlog.testing.capture_logs() as logs:
         assert watch.wait(threading.Event(), turned) == 3
     assert len(turns) == cluster.asked == 4
