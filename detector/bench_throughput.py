@@ -158,7 +158,11 @@ def _bench_settings(settings: Settings, bootstrap: str, partitions: int, embedde
         # Apache Kafka answers a fetch as soon as a record arrives; the embedded broker holds
         # it to fetch.max.wait.ms, which would measure the broker's wait, not the daemon.
         update["fetch_max_wait_ms"] = EMBEDDED_FETCH_MAX_WAIT_MS
-    return settings.model_copy(update={"kafka": settings.kafka.model_copy(update=update)})
+    # The bench reads its daemon's counters directly: no HTTP endpoints, so no port to clash
+    # with a daemon already running on this machine.
+    service = settings.service.model_copy(update={"metrics_port": 0})
+    return settings.model_copy(update={"kafka": settings.kafka.model_copy(update=update),
+                                       "service": service})
 
 
 def _in_child(fn: Callable[..., dict], *args: Any) -> dict:

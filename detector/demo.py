@@ -54,6 +54,9 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
             "DETECTOR_KAFKA_HEARTBEAT_INTERVAL_MS": "1500",
             "DETECTOR_LOG_LEVEL": "WARNING",
             "DETECTOR_SERVICE_STATS_INTERVAL_S": "3600",
+            # No metrics endpoint: nothing scrapes the demo, and a fixed port could clash
+            # with a daemon already running here.
+            "DETECTOR_SERVICE_METRICS_PORT": "0",
         })
         demo_settings = Settings(kafka=settings.kafka.model_copy(update={
             "bootstrap_servers": bootstrap, "input_topic": env["DETECTOR_KAFKA_INPUT_TOPIC"],
