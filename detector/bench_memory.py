@@ -53,7 +53,8 @@ def _status_bytes(pid: int, field: str) -> int:
     raise RuntimeError(f"/proc/{pid}/status has no {field}")
 
 
-def _get(port: int, path: str) -> int:
+def http_status(port: int, path: str) -> int:
+    """The status of GET http://127.0.0.1:port/path; 0 when nothing answers."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
             return resp.status
@@ -63,7 +64,8 @@ def _get(port: int, path: str) -> int:
         return 0
 
 
-def _wait(condition, proc: subprocess.Popen, what: str, timeout_s: float) -> None:
+def wait_until(condition, proc: subprocess.Popen, what: str, timeout_s: float) -> None:
+    """Poll `condition` until true; RuntimeError when `proc` exits or time runs out."""
     deadline = time.monotonic() + timeout_s
     while not condition():
         if proc.poll() is not None:
@@ -131,18 +133,17 @@ def measure(bootstrap: str, streams: int, log: Path) -> dict[str, float]:
                 "DETECTOR_LOG_FORMAT": "json"})
     report: dict[str, float] = {"streams": streams}
     with _daemon(env, log) as (proc, port):
-        _wait(lambda: _get(port, "/readyz") == 200, proc, "the first daemon to be ready",
-              READY_TIMEOUT_S)
+        wait_until(lambda: http_status(port, "/readyz") == 200, proc,
+                   "the first daemon to be ready", READY_TIMEOUT_S)
         base = _status_bytes(proc.pid, "VmRSS")
         total = _produce(bootstrap, name, streams)
-        _wait(lambda: _committed(bootstrap, name) >= total, proc, "the first checkpoint",
-              READY_TIMEOUT_S + streams / 500)
+        wait_until(lambda: _committed(bootstrap, name) >= total, proc, "the first checkpoint",
+                   READY_TIMEOUT_S + streams / 500)
         held, peak = _status_bytes(proc.pid, "VmRSS"), _status_bytes(proc.pid, "VmHWM")
     with _daemon(env, log) as (proc, port):
-        _wait(lambda: _get(port, "/readyz") == 200, proc, "the second daemon to restore",
-              READY_TIMEOUT_S + streams / 1_000)
+        wait_until(lambda: http_status(port, "/readyz") == 200, proc,
+                   "the second daemon to restore", READY_TIMEOUT_S + streams / 1_000)
         restore_peak = _status_bytes(proc.pid, "VmHWM")
-        restore_base_guess = base
     per = 1 / streams
     settings = load_settings()
     report.update({
@@ -150,7 +151,7 @@ def measure(bootstrap: str, streams: int, log: Path) -> dict[str, float]:
         "state_bytes_per_stream": arena_row_bytes(settings),
         "held_bytes_per_stream": round((held - base) * per),
         "scoring_peak_bytes_per_stream": round((peak - base) * per),
-        "restore_peak_bytes_per_stream": round((restore_peak - restore_base_guess) * per),
+        "restore_peak_bytes_per_stream": round((restore_peak - base) * per),
         "budget_bytes_per_stream": stream_budget_bytes(settings),
     })
     return report
