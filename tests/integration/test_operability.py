@@ -103,12 +103,14 @@ def test_missing_input_topic_is_logged_and_not_ready_until_created_then_scored(
 
 def test_sigterm_while_waiting_for_the_input_topic_stops_cleanly(
         bootstrap_servers: str, unique_name: str, free_port: int, tmp_path: Path) -> None:
-    env = daemon_env(bootstrap_servers, f"{unique_name}-in", f"{unique_name}-alerts",
+    topic = f"{unique_name}-in"
+    env = daemon_env(bootstrap_servers, topic, f"{unique_name}-alerts",
                      f"{unique_name}-g", DETECTOR_SERVICE_METRICS_PORT=str(free_port),
                      DETECTOR_SERVICE_METRICS_BIND="127.0.0.1")
     proc = start(env, tmp_path / "stdout.log", tmp_path / "stderr.log")
     try:
-        wait_for(lambda: reasons(free_port), 60, proc, "the daemon to wait for its topic")
+        wait_for(lambda: f"input topic {topic!r} does not exist" in reasons(free_port), 60, proc,
+                 "the daemon to wait for its topic")
     finally:
         assert stop_daemon(proc, timeout_s=15) == 0
     events = [orjson.loads(line)["event"] for line in (tmp_path / "stdout.log").read_bytes()
