@@ -2,6 +2,6 @@
 
 import sys
 
-from detector.cli import main
+from detector.entry import main
 
 sys.exit(main())

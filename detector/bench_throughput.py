@@ -47,13 +47,12 @@ from detector.bench_memory import http_status, wait_until
 from detector.broker import EmbeddedBroker, free_port
 from detector.engine import Engine, EngineConfig, Event
 from detector.errors import DetectorError, SettingsError
-from detector.io.changelog import read_state
 from detector.io.kafka import client_config, ensure_topics
 from detector.logs import configure_logging
 from detector.service import Daemon
 from detector.settings import Settings
 from detector.simulate_traffic import METRICS
-from detector.state.codec import load_records
+from detector.state.restore import restore_partitions
 
 PROBE_STREAMS = 200
 PROBE_STEPS_PER_S = 2.0     # per probe stream: 400 probe events/s in all
@@ -74,10 +73,10 @@ class _TimedDaemon(Daemon):
         self.first_batch_at: float | None = None
         self.done_after_batch: list[tuple[float, int]] = []
 
-    def process_batch(self, batch: dict[Any, list[Any]]) -> None:
+    def process_batch(self, batch: dict[Any, list[Any]], *, steady: bool = False) -> None:
         if self.first_batch_at is None:
             self.first_batch_at = time.monotonic()
-        super().process_batch(batch)
+        super().process_batch(batch, steady=steady)
         self.done_after_batch.append((time.monotonic(), self.counters.events))
 
 
@@ -352,17 +351,11 @@ def _restore(settings: Settings) -> dict:
     finally:
         admin.close()
     started = time.monotonic()
-    states = read_state(k, {tp.partition: o.offset for tp, o in offsets.items()},
-                        timeout_s=settings.state.restore_timeout_s)
-    read_s = time.monotonic() - started
-    streams = 0
-    for state in states.values():
-        engine = Engine(config)
-        if state.engine is not None:
-            load_records(engine, state.engine, state.streams.values())
-        streams += len(engine.arena)
+    restored = restore_partitions(k, config, {tp.partition: o.offset for tp, o in offsets.items()},
+                                  timeout_s=settings.state.restore_timeout_s)
+    streams = sum(len(r.engine.arena) for r in restored.values())
     seconds = time.monotonic() - started
-    return {"restored_streams": streams, "restore_s": seconds, "restore_read_s": read_s,
+    return {"restored_streams": streams, "restore_s": seconds,
             "restore_s_per_10k_streams": seconds / streams * 10_000 if streams else None}
 
 

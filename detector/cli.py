@@ -6,6 +6,7 @@ import argparse
 import importlib
 import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,9 @@ from pathlib import Path
 import structlog
 
 from detector import __version__
+from detector.bench.commands import COMMANDS as CORPUS_BENCHES
+from detector.bench.commands import add_parsers as add_corpus_benches
+from detector.bench.commands import add_run_options
 from detector.errors import BrokerUnavailableError, DetectorError, SettingsError
 from detector.logs import configure_logging
 from detector.settings import Settings, load_settings, render_example_env, settings_summary
@@ -106,19 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Replay all 58 NAB files through the daemon's "
                                "engine (fresh state per file, one record at a time, told only "
                                "the probation length), score them with the NAB rules and print "
-                               "the three profiles beside the official scoreboard.")
+                               "the three profiles beside the official scoreboard; then "
+                               "everything `bench corpus` prints (the shipped threshold beside "
+                               "the swept one, a rolling z-score baseline).")
     nab.add_argument("--nab-root", type=Path, default=None, help="NAB folder (data/, labels/, "
                      "config/); default: NAB_ROOT, ../shared/nab beside the checkout, or NAB "
                      "at a pinned commit downloaded into ~/.cache/lstm-detector (checksummed)")
-    nab.add_argument("--out", type=Path, required=True, help="output folder")
-    nab.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                     help="files replayed in parallel (default: all cores)")
-    nab.add_argument("--files", nargs="+", metavar="PATTERN",
-                     help="only these categories or files (globs); the score of a subset is "
-                     "not comparable with the scoreboard")
-
-    nab.add_argument("--no-report", action="store_true",
-                     help="skip the figures and index.html (DIR/report/) drawn after the run")
+    add_run_options(nab, "the scoreboard")
+    add_corpus_benches(bench_sub)
 
     report = sub.add_parser("report", help="draw a replay or bench run: a PNG per stream and "
                             "an index.html", description="Draw every result CSV under RUN_DIR "
@@ -179,8 +178,10 @@ def _traffic_options(p: argparse.ArgumentParser, *, steps: int, rate: float) -> 
     p.add_argument("--seed", type=int, default=7, help="seed of the traffic and the incidents")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, stop: threading.Event | None = None) -> int:
+    """`stop`: set by a signal handler installed earlier (detector.entry), if any."""
     args = build_parser().parse_args(argv)
+    args.stop = stop or threading.Event()
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -241,7 +242,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     _require_bootstrap(settings)
     torch.set_num_threads(settings.model.threads)
-    daemon = Daemon(settings)
+    daemon = Daemon(settings, stop=args.stop)
     daemon.install_signal_handlers()
     log.info("settings", **settings_summary(settings))
     daemon.run()
@@ -282,6 +283,10 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
 
         return run_throughput_bench(args, settings)
     from detector.engine import EngineConfig  # noqa: PLC0415
+    if args.bench in CORPUS_BENCHES:
+        from detector.bench.commands import run_command  # noqa: PLC0415
+
+        return run_command(args, EngineConfig.from_settings(settings))
     from detector.nab.bench import render_table, run_bench  # noqa: PLC0415
     from detector.nab.locate import locate  # noqa: PLC0415
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from detector.broker import EmbeddedBroker
+from detector.broker import EmbeddedBroker, free_port
 from detector.incidents import incident_for, match_alerts
 from detector.io.kafka import client_config, ensure_topics
 from detector.settings import Settings
@@ -54,9 +54,9 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
             "DETECTOR_KAFKA_HEARTBEAT_INTERVAL_MS": "1500",
             "DETECTOR_LOG_LEVEL": "WARNING",
             "DETECTOR_SERVICE_STATS_INTERVAL_S": "3600",
-            # No metrics endpoint: nothing scrapes the demo, and a fixed port could clash
-            # with a daemon already running here.
-            "DETECTOR_SERVICE_METRICS_PORT": "0",
+            # A free port: a daemon already serving 9108 on this host must not stop the demo.
+            "DETECTOR_SERVICE_METRICS_PORT": str(free_port()),
+            "DETECTOR_SERVICE_METRICS_BIND": "127.0.0.1",
         })
         demo_settings = Settings(kafka=settings.kafka.model_copy(update={
             "bootstrap_servers": bootstrap, "input_topic": env["DETECTOR_KAFKA_INPUT_TOPIC"],
@@ -69,6 +69,8 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
               f"= {total} events at {args.rate:.0f}/s; {len(plan.incidents)} injected incidents:")
         for inc in plan.incidents:
             print(f"  - {inc.kind:<11} on {inc.stream} at step {inc.start_index}")
+        print(f"demo: the daemon's metrics and probes: http://127.0.0.1:"
+              f"{env['DETECTOR_SERVICE_METRICS_PORT']}/metrics (/healthz, /readyz)")
         print("demo: alerts as they arrive (Ctrl-C stops everything):")
         traffic = ["simulate", "--streams", str(args.streams), "--steps", str(args.steps),
                    "--rate", str(args.rate), "--incidents", str(args.incidents),

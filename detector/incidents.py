@@ -15,10 +15,6 @@ class Match:
     missed: list[Incident]
     unexpected: list[Mapping]                # alerts outside every incident window
 
-    @property
-    def all_detected(self) -> bool:
-        return not self.missed
-
 
 def incident_for(alert: Mapping, plan: TrafficPlan, grace_steps: int = 3) -> Incident | None:
     """The incident whose window (plus a grace of a few steps) holds the alert, if any."""

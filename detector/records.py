@@ -1,5 +1,5 @@
-"""Raw Kafka record → Event, or the reason it is bad input (returned as data, never raised);
-the bounded dead-letter entry of a bad record.
+"""Raw Kafka record → Event, or a Rejection saying why it is bad input (returned as data, never
+raised); the bounded dead-letter entry of a bad record.
 
 Input contract: key = stream id (UTF-8), value = JSON object
 `{"stream": id?, "ts": ISO-8601 | epoch seconds, "metrics": {name: number, ...}}`,
@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import orjson
 
 from detector.engine import Event
+from detector.engine.types import Rejection
 
 MAX_ABS_VALUE = 1e18           # larger magnitudes are corrupt counters, not traffic
 MAX_METRIC_NAME_LENGTH = 128
@@ -38,7 +39,7 @@ class Coordinates:
 
 @dataclass(frozen=True, slots=True)
 class BadRecord:
-    reason: str
+    reason: Rejection
     coords: Coordinates
     key: bytes | None
     value: bytes | None
@@ -46,7 +47,8 @@ class BadRecord:
     def dead_letter(self) -> tuple[bytes | None, bytes]:
         """Key and JSON value of this record's dead-letter entry, both bounded in size."""
         body = {
-            "error": self.reason,
+            "error": self.reason.detail,
+            "kind": self.reason.kind,
             "source": {"topic": self.coords.topic, "partition": self.coords.partition,
                        "offset": self.coords.offset},
             "key": _excerpt(self.key, DLQ_KEY_BYTES),
@@ -68,37 +70,38 @@ class Limits:
     max_metrics: int = 8
 
 
-def parse_event(key: bytes | None, value: bytes | None, limits: Limits) -> Event | str:
-    """The event a record carries, or a one-line reason why it is bad input."""
+def parse_event(key: bytes | None, value: bytes | None, limits: Limits) -> Event | Rejection:
+    """The event a record carries, or why it is bad input."""
     if not key:
-        return "missing key: the record key must be the stream id"
+        return Rejection("key", "missing key: the record key must be the stream id")
     if value is None:
-        return "empty value"
+        return Rejection("payload", "empty value")
     if len(value) > limits.max_event_bytes:
-        return (f"record of {len(value)} bytes exceeds DETECTOR_STATE_MAX_EVENT_BYTES="
-                f"{limits.max_event_bytes}")
+        return Rejection("size", f"record of {len(value)} bytes exceeds "
+                                 f"DETECTOR_STATE_MAX_EVENT_BYTES={limits.max_event_bytes}")
     try:
         stream = key.decode("utf-8")
     except UnicodeDecodeError:
-        return "key is not valid UTF-8"
+        return Rejection("key", "key is not valid UTF-8")
     if len(stream) > limits.max_stream_id_length or not stream.isprintable():
-        return (f"stream id {stream[:64]!r} is not a printable string of at most "
-                f"{limits.max_stream_id_length} characters")
+        return Rejection("key", f"stream id {stream[:64]!r} is not a printable string of at "
+                                f"most {limits.max_stream_id_length} characters")
     try:
         body = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
-        return f"malformed JSON: {exc}"
+        return Rejection("payload", f"malformed JSON: {exc}")
     if not isinstance(body, dict):
-        return f"event must be a JSON object, got {type(body).__name__}"
+        return Rejection("payload", f"event must be a JSON object, got {type(body).__name__}")
     named = body.get("stream", stream)
     if named != stream:
-        return f"key {stream!r} does not match the event's stream {str(named)[:64]!r}"
+        return Rejection("key", f"key {stream!r} does not match the event's stream "
+                                f"{str(named)[:64]!r}")
     ts = parse_ts(body.get("ts"))
     if isinstance(ts, str):
-        return ts
+        return Rejection("timestamp", ts)
     metrics = _parse_metrics(body, limits.max_metrics)
     if isinstance(metrics, str):
-        return metrics
+        return Rejection("metrics", metrics)
     return Event(stream, ts, metrics)
 
 

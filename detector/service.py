@@ -24,19 +24,20 @@ from typing import Any
 
 import structlog
 from kafka import ConsumerRebalanceListener, TopicPartition
+from kafka.errors import AuthorizationError, KafkaError
 
 from detector.alerts import Alert, alert_log_fields
-from detector.checkpoint import Checkpoint, PartitionWork
-from detector.engine import Engine, EngineConfig, Event
-from detector.engine.policy import severity
+from detector.engine import Engine, EngineConfig, Event, Rejection
 from detector.errors import SettingsError
 from detector.input_topic import InputTopic
-from detector.io.changelog import MAX_RECORD_BYTES, ensure_changelog, read_state
-from detector.io.kafka import build_consumer, build_producer, ensure_topics
+from detector.io.kafka import build_consumer, ensure_topics
+from detector.io.outbox import Outbox
 from detector.memory_budget import check_budget
+from detector.partitions import Partitions, name
 from detector.records import BadRecord, Coordinates, Limits, parse_event
 from detector.settings import Settings
-from detector.state.codec import load_records
+from detector.state.changelog import MAX_RECORD_BYTES
+from detector.state.checkpoint import Checkpoint, Outcome
 from detector.telemetry import Telemetry
 
 log = structlog.get_logger("detector.service")
@@ -53,6 +54,7 @@ CHECKPOINT_SPREAD = 0.5
 # less per event and catch up sooner.
 KEEPING_UP_BATCH = 500
 CHECKPOINT_POLL_MS = 5  # the longest a turn waits for records while a checkpoint is in flight
+POLL_RETRY_S = 0.5  # after a poll failed (the group coordinator away, the member fenced)
 
 
 @dataclass
@@ -75,21 +77,23 @@ class _Rebalance(ConsumerRebalanceListener):
         self.max_partitions = max_partitions
         self._lock = threading.Lock()
         self._assigned: set[TopicPartition] | None = None
+        self.assignments = 0  # how many assignments the group has handed out to this member
 
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         self.telemetry.revoked(tp.partition for tp in revoked)
         if revoked:
-            log.info("partitions_revoked", partitions=sorted(_name(tp) for tp in revoked))
+            log.info("partitions_revoked", partitions=sorted(name(tp) for tp in revoked))
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self.telemetry.assigned(tp.partition for tp in assigned)
-        log.info("partitions_assigned", partitions=sorted(_name(tp) for tp in assigned))
+        log.info("partitions_assigned", partitions=sorted(name(tp) for tp in assigned))
         if 0 < self.max_partitions < len(assigned):
             log.warning("partitions_over_memory_budget", partitions=len(assigned),
                         max_partitions=self.max_partitions,
                         detail="memory was checked for DETECTOR_STATE_MAX_PARTITIONS only")
         with self._lock:
             self._assigned = set(assigned)
+            self.assignments += 1
 
     def take(self) -> set[TopicPartition] | None:
         """The newest assignment since the last call, or None when there was none."""
@@ -102,14 +106,10 @@ def _coordinates(rec: Any) -> Coordinates:
     return Coordinates(rec.topic, rec.partition, rec.offset)
 
 
-def _name(tp: TopicPartition) -> str:
-    return f"{tp.topic}[{tp.partition}]"
-
-
 class Daemon:
     """Consumes metric events, scores them, publishes alerts, commits offsets."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, stop: threading.Event | None = None) -> None:
         self.settings = settings
         self.engine_config = EngineConfig.from_settings(settings)
         if settings.model.path:
@@ -119,22 +119,24 @@ class Daemon:
                 raise SettingsError(f"DETECTOR_MODEL_PATH: {exc}") from None
         self.limits = Limits(settings.state.max_event_bytes, settings.state.max_stream_id_length,
                              settings.model.max_metrics)
-        self.parts: dict[TopicPartition, PartitionWork] = {}
         self.counters = Counters()
         self.telemetry = Telemetry.from_settings(settings)
-        self._stop = threading.Event()
+        # Set by a signal, possibly before the daemon existed (cli installs handlers first).
+        self._stop = stop or threading.Event()
         self.consumer: Any = None
         self._watchdog: threading.Timer | None = None
-        self.producer: Any = None
+        self.outbox: Outbox | None = None
         self.checkpoint: Checkpoint | None = None
+        self.partitions: Partitions | None = None
         self._bad_logged = 0
         self._stats_at, self._stats_events = time.monotonic(), 0  # of the last progress line
+        self._poll_error: str | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def request_stop(self, *_: object) -> None:
         """Stop after the current batch; exit hard if that overruns the shutdown deadline."""
-        if self._stop.is_set():
+        if self._watchdog is not None:
             return
         deadline = self.settings.service.shutdown_timeout_s
         log.info("stop_requested", deadline_s=deadline)
@@ -150,21 +152,33 @@ class Daemon:
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
+        if self._stop.is_set():  # a signal came during start-up
+            self._stop.clear()
+            self.request_stop()
+
+    @property
+    def parts(self) -> dict[TopicPartition, Any]:
+        """The partitions whose state is ready, with their engines and positions."""
+        return self.partitions.works if self.partitions is not None else {}
 
     def run(self) -> None:
         k = self.settings.kafka
+        if self._stop.is_set():
+            log.info("daemon_stopped", before="start")
+            return
         self.telemetry.start()
         if k.create_topics:
             ensure_topics(k, [k.input_topic, k.output_topic, k.dlq_topic])
         # Large batches: a checkpoint sends thousands of state records at once, and every new
         # batch wakes the sender thread (alerts still leave after linger_ms).
-        self.producer = build_producer(k, max_request_size=MAX_RECORD_BYTES,
-                                       batch_size=1024 * 1024)
+        self.outbox = Outbox(k, max_request_size=MAX_RECORD_BYTES, batch_size=1024 * 1024)
         self.consumer = build_consumer(k)
         self.checkpoint = Checkpoint(
-            self.producer, self.consumer, k.changelog, self.settings.state.checkpoints,
+            self.outbox, self.consumer, k.changelog, self.settings.state.checkpoints,
             k.request_timeout_ms / 1000,
             spread_s=self.settings.service.commit_interval_s * CHECKPOINT_SPREAD)
+        self.partitions = Partitions(self.settings, self.engine_config, self.consumer,
+                                     self.checkpoint, self.outbox, self.telemetry)
         self._rebalance = _Rebalance(self.telemetry, self.settings.state.max_partitions)
         self.input_topic = InputTopic(self.consumer, k.input_topic, self.telemetry)
         topic_partitions = self.input_topic.wait(self._stop, self.telemetry.loop_turned)
@@ -182,6 +196,7 @@ class Daemon:
                  group_id=k.group_id, bootstrap_servers=k.bootstrap_servers,
                  changelog_topic=k.changelog if self.settings.state.checkpoints else None)
         started = last_commit = self._stats_at = time.monotonic()
+        eager_after = started  # an idle daemon checkpoints at once, unless a commit failed
         interval = self.settings.service.commit_interval_s
         clean = False
         behind = True  # more than a batch of the largest size waits (until fetches tell)
@@ -191,18 +206,27 @@ class Daemon:
                 # that may not come would stretch it (and the commit) by a poll timeout per turn.
                 wait_ms = CHECKPOINT_POLL_MS if self.checkpoint.in_flight else k.poll_timeout_ms
                 size = k.max_poll_records if behind else min(k.max_poll_records, KEEPING_UP_BATCH)
-                batch = self.consumer.poll(timeout_ms=wait_ms, max_records=size)
+                assignments = self._rebalance.assignments
+                batch = self._poll(wait_ms, size)
                 assigned = self._rebalance.take()
-                if assigned is not None:
-                    self.adopt(assigned)
+                # Partitions sought to their restored position now: what this poll returned
+                # of theirs was fetched from elsewhere (the commit, before the seek).
+                positioned = (self.partitions.assign(assigned) if assigned is not None
+                              else self.partitions.restore_pending())
+                batch = {tp: recs for tp, recs in batch.items() if tp not in positioned}
+                # Without a rebalance in this turn, a record or a consumer position below a
+                # partition's position means the input's offsets went backwards.
+                steady = assigned is None and self._rebalance.assignments == assignments
                 if batch:
                     polled_at = time.monotonic()
-                    self.process_batch(batch)
+                    self.process_batch(batch, steady=steady)
                     self.telemetry.batch_done(time.monotonic() - polled_at)
+                if steady and self._rebalance.assignments == assignments:
+                    self.partitions.check_positions()
                 lag = self.telemetry.observe_loop(self.consumer,
                                                   {tp: w.engine for tp, w in self.parts.items()})
                 behind = lag >= k.max_poll_records
-                self.input_topic.recheck(assigned=bool(self.parts))
+                self.input_topic.recheck(assigned=bool(self.parts or self.partitions.pending))
                 now = time.monotonic()
                 idle = not batch  # nothing came for a poll timeout (5 ms while in flight)
                 if self.checkpoint.in_flight:
@@ -211,9 +235,12 @@ class Daemon:
                            else min(self.checkpoint.due(), CHECKPOINT_RECORDS_PER_TURN))
                     done = self.checkpoint.advance(due)
                     if done is not None:
-                        self._committed(*done)
+                        self._committed(done)
+                        if done.refused:  # the group is changing: retry on schedule, not
+                            eager_after = now + interval  # in every turn of a rebalance
                 elif (now - last_commit >= interval
-                      or (idle and any(w.moved for w in self.parts.values()))):
+                      or (idle and now >= eager_after
+                          and any(w.moved for w in self.parts.values()))):
                     self.checkpoint.start(self.parts)
                     last_commit = now
                 if now - self._stats_at >= self.settings.service.stats_interval_s:
@@ -222,80 +249,48 @@ class Daemon:
         finally:
             self._close(time.monotonic() - started, clean)
 
+    def _poll(self, wait_ms: int, size: int) -> dict[TopicPartition, list[Any]]:
+        """One poll; a group or broker error is logged (once per cause) and retried, since
+        the consumer rejoins and reconnects by itself on its next poll."""
+        try:
+            batch = self.consumer.poll(timeout_ms=wait_ms, max_records=size)
+        except AuthorizationError as exc:
+            raise SettingsError(f"DETECTOR_KAFKA_GROUP_ID / DETECTOR_KAFKA_INPUT_TOPIC: the "
+                                f"cluster refused this principal ({type(exc).__name__})"
+                                ) from None
+        except KafkaError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            if error != self._poll_error:
+                log.warning("poll_failed", error=error, retry_s=POLL_RETRY_S)
+                self._poll_error = error
+            self._stop.wait(POLL_RETRY_S)
+            return {}
+        self._poll_error = None
+        return batch
+
     def commit(self) -> None:
         """A whole checkpoint of every partition, now (after the one in flight, if any)."""
         assert self.checkpoint is not None
-        started = time.monotonic()
-        self._committed(self.checkpoint.commit(self.parts), time.monotonic() - started)
+        self._committed(self.checkpoint.commit(self.parts))
 
-    def _committed(self, refused: list[TopicPartition], seconds: float) -> None:
-        """After a checkpoint: drop the engines of partitions the group took meanwhile."""
-        for tp in refused:
-            self.parts.pop(tp, None)
-        if refused:
+    def _committed(self, outcome: Outcome) -> None:
+        """After a checkpoint: a commit is a round trip to the group coordinator; a record the
+        broker did not acknowledge means the work since the last commit is done again."""
+        assert self.partitions is not None
+        if outcome.refused:
             self.telemetry.checkpoint_failed()
-        else:
+        if outcome.committed:
             self.telemetry.broker_answered()
-        self.telemetry.checkpoint_done(seconds)
-
-    def adopt(self, assigned: set[TopicPartition]) -> None:
-        """Take up a new assignment. Partitions that left are dropped: their new owner
-        restores them as of the last checkpoint. A partition kept through the rebalance keeps
-        its engine unless another member committed past it meanwhile; every other partition
-        is restored from the changelog as of its committed offset."""
-        assert self.checkpoint is not None
-        gone = [tp for tp in self.parts if tp not in assigned]
-        committed = {tp: self.consumer.committed(tp) or 0 for tp in assigned}
-        gone += [tp for tp, w in self.parts.items()
-                 if tp in assigned and committed[tp] > w.position]
-        self.checkpoint.forget(gone)
-        for tp in gone:
-            del self.parts[tp]
-        for tp, work in self.parts.items():
-            self.consumer.seek(tp, work.position)  # the fetcher went back to the commit
-            self.telemetry.restored(tp.partition)
-        self.restore([tp for tp in assigned if tp not in self.parts], committed)
-
-    def restore(self, fresh: list[TopicPartition], offsets: dict[TopicPartition, int]) -> None:
-        """Build these partitions' engines from the changelog as of their committed offsets."""
-        if not fresh:
-            return
-        started = time.monotonic()
-        committed = {tp.partition: offsets[tp] for tp in fresh}
-        states = {}
-        if self.settings.state.checkpoints:
-            n_input = len(self.consumer.partitions_for_topic(fresh[0].topic) or fresh)
-            ensure_changelog(self.settings.kafka, max(n_input, max(committed) + 1))
-            states = read_state(self.settings.kafka, committed,
-                                timeout_s=self.settings.state.restore_timeout_s)
-        for tp in fresh:
-            engine = Engine(self.engine_config)
-            state = states.get(tp.partition)
-            if state is not None and state.engine is not None:
-                try:
-                    load_records(engine, state.engine, state.streams.values())
-                except (ValueError, KeyError, TypeError) as exc:
-                    # Unreadable state must not crash-loop the daemon: the partition starts
-                    # afresh from its committed offset, loudly.
-                    log.warning("state_not_restored", partition=_name(tp),
-                                reason=f"{type(exc).__name__}: {exc}")
-                    engine = Engine(self.engine_config)
-            offset = committed[tp.partition]
-            self.parts[tp] = PartitionWork(engine, offset, offset)
-            seconds = time.monotonic() - started
-            self.telemetry.restored(tp.partition, seconds, len(engine.arena))
-            log.info("partition_restored", partition=_name(tp), committed_offset=offset,
-                     streams=len(engine.arena),
-                     changelog_records=state.records_read if state else 0,
-                     seconds=round(seconds, 3))
+        if outcome.undelivered is not None:
+            self.partitions.redo(outcome.undelivered)
+        self.telemetry.checkpoint_done(outcome.seconds)
 
     def _close(self, elapsed: float, clean: bool) -> None:
         if clean and self.checkpoint is not None:
             self.commit()
         self._log_stats(elapsed)
-        if self.producer is not None:
-            self.producer.flush(timeout=self.settings.service.shutdown_timeout_s)
-            self.producer.close(timeout=self.settings.service.shutdown_timeout_s)
+        if self.outbox is not None:
+            self.outbox.close(timeout=self.settings.service.shutdown_timeout_s)
         if self.consumer is not None:
             self.consumer.close(autocommit=False)
         self.telemetry.stop()
@@ -320,13 +315,20 @@ class Daemon:
 
     # -- one batch ------------------------------------------------------------------------
 
-    def process_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
+    def process_batch(self, batch: dict[TopicPartition, list[Any]], *,
+                      steady: bool = False) -> None:
+        """Score a batch. `steady`: no rebalance in this turn, so a record below its
+        partition's position means the input's offsets went backwards."""
+        assert self.outbox is not None and self.partitions is not None
         k = self.settings.kafka
         futures = []
         for tp, records in batch.items():
             work = self.parts.get(tp)
-            if work is None:  # fetched before a rebalance took the partition away
+            if work is None:  # fetched before a rebalance took it away, or not restored yet
                 continue
+            if steady and records and records[0].offset < work.position:
+                self.partitions.start_over(tp, records[0].offset)
+                work = self.parts[tp]
             # A partition kept through a rebalance may be fetched again from its commit.
             records = [r for r in records if r.offset >= work.position]
             if not records:
@@ -336,18 +338,16 @@ class Daemon:
             kept: list[Any] = []  # the record of each event
             for rec in records:
                 parsed = parse_event(rec.key, rec.value, self.limits)
-                if isinstance(parsed, str):
+                if isinstance(parsed, Rejection):
                     futures += self._bad(BadRecord(parsed, _coordinates(rec), rec.key,
                                                    rec.value))
                 else:
                     events.append(parsed)
                     kept.append(rec)
             self.telemetry.consumed(len(records))
-            evicted_before = len(engine.evicted)
             result = engine.process(events)
-            evicted = len(engine.evicted) - evicted_before
-            self.counters.evictions += evicted
-            self.telemetry.evicted(evicted)
+            self.counters.evictions += result.evicted
+            self.telemetry.evicted(result.evicted)
             for i, reason in enumerate(result.rejected):
                 if reason is not None:
                     futures += self._bad(BadRecord(reason, _coordinates(kept[i]),
@@ -358,11 +358,11 @@ class Daemon:
                 alert = Alert.build(
                     coords=_coordinates(kept[i]), stream=ev.stream, ts=ev.ts, score=result.score[i],
                     threshold=result.threshold[i],
-                    severity=severity(result.score[i], self.engine_config.critical_threshold),
+                    severity=str(result.severity[i]),
                     error=result.error[i], expected=expected, actual=actual,
                     model_version=engine.model_version)
-                futures.append(self.producer.send(k.output_topic, key=ev.stream.encode(),
-                                                  value=alert.to_json()))
+                futures.append(self.outbox.send(k.output_topic, key=ev.stream.encode(),
+                                                value=alert.to_json()))
                 self.counters.alerts += 1
                 self.telemetry.alert_published(alert.severity)
                 log.info("alert", **alert_log_fields(alert))
@@ -378,14 +378,16 @@ class Daemon:
 
     def _bad(self, bad: BadRecord) -> list[Any]:
         self.counters.bad_records += 1
-        self.telemetry.bad_record(bad.reason)
+        self.telemetry.bad_record(bad.reason.kind)
         if self._bad_logged < BAD_RECORD_LOG_LINES:
             self._bad_logged += 1
-            log.warning("bad_record", source=str(bad.coords), reason=bad.reason)
+            log.warning("bad_record", source=str(bad.coords), kind=bad.reason.kind,
+                        reason=bad.reason.detail)
         else:
             self.counters.bad_records_unlogged += 1
         dlq = self.settings.kafka.dlq_topic
         if not dlq:
             return []
         key, value = bad.dead_letter()
-        return [self.producer.send(dlq, key=key, value=value)]
+        assert self.outbox is not None
+        return [self.outbox.send(dlq, key=key, value=value)]

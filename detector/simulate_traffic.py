@@ -4,6 +4,9 @@ Each stream (a host interface, link or load balancer) carries four correlated me
 daily and a weekly cycle and multiplicative noise. Incidents are placed by a plan, so tests and
 the demo know which alerts to expect: a volumetric spike, an outage, a level shift, and a change
 visible only in the relation between metrics (bytes_out rising while bytes_in stays normal).
+Slow ones too, the kind an online model may absorb: a bytes_out ramp over hours, a daily pattern
+moved by hours, a burst of noise, and a flood of small packets (packets_in up, bytes per packet
+down).
 """
 
 from __future__ import annotations
@@ -15,11 +18,17 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 METRICS: tuple[str, ...] = ("bytes_in", "bytes_out", "packets_in", "flows")
-INCIDENT_KINDS: tuple[str, ...] = ("spike", "outage", "level_shift", "ratio")
+INCIDENT_KINDS: tuple[str, ...] = ("spike", "outage", "level_shift", "ratio", "ramp",
+                                   "phase_shift", "noise_burst", "small_packets")
+# Changes that last to the end of the series: the new level, the ramp's top, the moved cycle.
+PERMANENT_KINDS: tuple[str, ...] = ("level_shift", "ramp", "phase_shift")
 # Steps an incident lasts unless plan_traffic is told otherwise; a spike without an override
-# lasts 1-3 steps (drawn per incident) and a level shift lasts to the end of the series.
-DEFAULT_DURATION: dict[str, int] = {"outage": 6, "ratio": 12}
+# lasts 1-3 steps (drawn per incident) and a permanent one lasts to the end of the series.
+DEFAULT_DURATION: dict[str, int] = {"outage": 6, "ratio": 12, "noise_burst": 24,
+                                    "small_packets": 12}
 SPIKE_STEPS = (1, 3)
+RAMP_STEPS = 72  # a ramp climbs for 72 steps (6 hours at 5-minute steps), then holds its top
+SMALL_PACKET_BYTES = 64.0
 # The last index of an endless series: a level shift there never ends, but its end stays a
 # finite number so that Incident.to_dict() remains valid JSON.
 OPEN_END_INDEX = 2**31 - 1
@@ -103,8 +112,9 @@ def plan_traffic(n_streams: int, *, seed: int, n_steps: int | None = None,
     for kind in [k for k, _ in explicit] + list(incident_kinds) + list(lasting):
         if kind not in INCIDENT_KINDS:
             raise ValueError(f"unknown incident kind {kind!r}; known: {INCIDENT_KINDS}")
-    if "level_shift" in lasting:
-        raise ValueError("a level shift always lasts to the end of the series")
+    for kind in PERMANENT_KINDS:
+        if kind in lasting:
+            raise ValueError(f"a {kind} always lasts to the end of the series")
     if any(steps < 1 for steps in lasting.values()):
         raise ValueError("incident durations must be at least 1 step")
     if n_incidents < 0:
@@ -135,7 +145,7 @@ def plan_traffic(n_streams: int, *, seed: int, n_steps: int | None = None,
                          for i in range(n_incidents)]
     placed = []
     for slot, (kind, start) in zip(chosen, wanted, strict=True):
-        if kind == "level_shift":
+        if kind in PERMANENT_KINDS:
             end = last
         else:
             steps = lasting.get(kind) or int(rng.integers(SPIKE_STEPS[0], SPIKE_STEPS[1] + 1))
@@ -166,6 +176,13 @@ class TrafficGenerator:
                                1.0 / r.uniform(2.5, 4.0, n))
         self._spike = r.uniform(5.0, 12.0, n)
         self._ratio_jump = r.uniform(3.0, 5.0, n)
+        # The slow kinds draw from a generator of their own: the streams and steps of plans
+        # without them stay exactly as they were.
+        slow = np.random.default_rng([seed, 0x510E])
+        self._ramp_top = slow.uniform(2.0, 3.5, n)                # bytes_out factor at its top
+        self._phase = np.where(slow.random(n) < 0.5, 1.0, -1.0) * slow.uniform(4.0, 8.0, n)
+        self._burst = slow.uniform(5.0, 8.0, n)                   # noise sigma factor
+        self._flood = slow.uniform(4.0, 8.0, n)                   # packets_in factor
         index = {s: i for i, s in enumerate(plan.streams)}
         self._incidents = [(index[i.stream], i) for i in plan.incidents]
         self._step = 0
@@ -175,9 +192,9 @@ class TrafficGenerator:
         """The step number the next call to step() produces."""
         return self._step
 
-    def _cycle(self, ts: float) -> np.ndarray:
+    def _cycle(self, ts: float, peak_hour: np.ndarray) -> np.ndarray:
         hour = (ts % SECONDS_PER_DAY) / 3_600.0
-        daily = 1.0 + self._daily_amp * np.cos(2 * math.pi * (hour - self._peak_hour) / 24.0)
+        daily = 1.0 + self._daily_amp * np.cos(2 * math.pi * (hour - peak_hour) / 24.0)
         weekday = int((ts // SECONDS_PER_DAY + 3) % 7)  # the epoch was a Thursday; 0 = Monday
         return daily * (0.8 if weekday >= 5 else 1.0)
 
@@ -188,11 +205,16 @@ class TrafficGenerator:
         ts = self.plan.start_ts + t * self.plan.step_seconds
         r = self._rng
         n = len(self.plan.streams)
-        bytes_in = self._base * self._cycle(ts) * np.exp(r.normal(0.0, self._noise))
+        active = [(i, incident) for i, incident in self._incidents
+                  if incident.start_index <= t <= incident.end_index]
+        peak_hour = self._peak_hour.copy()
+        for i, incident in active:
+            if incident.kind == "phase_shift":
+                peak_hour[i] += self._phase[i]
+        noise = r.normal(0.0, self._noise)
+        bytes_in = self._base * self._cycle(ts, peak_hour) * np.exp(noise)
         bytes_out = bytes_in * self._out_ratio * np.exp(r.normal(0.0, 0.03, n))
-        for i, incident in self._incidents:
-            if not incident.start_index <= t <= incident.end_index:
-                continue
+        for i, incident in active:
             if incident.kind == "spike":
                 bytes_in[i] *= self._spike[i]
                 bytes_out[i] *= 1.0 + 0.2 * self._spike[i]  # replies rise, far less than input
@@ -201,10 +223,22 @@ class TrafficGenerator:
             elif incident.kind == "level_shift":
                 bytes_in[i] *= self._shift[i]
                 bytes_out[i] *= self._shift[i]
-            else:  # ratio: only the relation between metrics changes
+            elif incident.kind == "ratio":  # only the relation between metrics changes
                 bytes_out[i] *= self._ratio_jump[i]
+            elif incident.kind == "ramp":
+                climbed = min(1.0, (t - incident.start_index + 1) / RAMP_STEPS)
+                bytes_out[i] *= 1.0 + (self._ramp_top[i] - 1.0) * climbed
+            elif incident.kind == "noise_burst":  # the same draw, spread wider
+                wider = math.exp((self._burst[i] - 1.0) * noise[i])
+                bytes_in[i] *= wider
+                bytes_out[i] *= wider
         # Packets and flows derive from bytes_in, so every bytes_in incident carries over.
         packets = np.round(bytes_in / self._packet_size * np.exp(r.normal(0.0, 0.03, n)))
+        for i, incident in active:
+            if incident.kind == "small_packets":  # e.g. a SYN flood: many packets, few bytes
+                extra = np.round(packets[i] * (self._flood[i] - 1.0))
+                packets[i] += extra
+                bytes_in[i] += extra * SMALL_PACKET_BYTES
         # Poisson-like noise via the square-root normal approximation (sqrt of a Poisson count is
         # about normal with sd 1/2): never negative, and a busy stream does not drop to 0 flows,
         # which clipping a plain normal would do. Unlike rng.poisson it takes the same number of

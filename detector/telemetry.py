@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import platform
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -45,6 +44,7 @@ from prometheus_client import (
 )
 
 from detector import __version__
+from detector.engine.types import REJECTION_KINDS
 from detector.errors import SettingsError
 from detector.settings import Settings
 
@@ -52,33 +52,8 @@ log = structlog.get_logger("detector.telemetry")
 
 PATHS = ("/metrics", "/healthz", "/readyz")
 
-# Bad-record reason → a bounded label value. Parse reasons start with fixed text; the engine's
-# start with the (untrusted) stream id, so only their fixed ending is matched.
-REASON_CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("stream_limit", re.compile(r"stream limit reached by this batch alone "
-                                r"\(DETECTOR_STATE_MAX_STREAMS=\d+\)$")),
-    ("admission", re.compile(r"new-stream admission limit reached "
-                             r"\(DETECTOR_STATE_ADMISSION_RATE=[^()]* per event after a burst "
-                             r"of \d+\)$")),
-    ("size", re.compile(r"^record of \d+ bytes exceeds")),
-    ("key", re.compile(r"^(missing key|key is not valid UTF-8|stream id |key .* does not match)")),
-    ("payload", re.compile(r"^(empty value|malformed JSON|event must be a JSON object)")),
-    ("timestamp", re.compile(r"^(missing field 'ts'|ts: )")),
-    ("metrics", re.compile(r"^(metrics?\b|missing field 'metrics'|give either|\d+ metrics|"
-                           r"stream )")),
-)
-OTHER_REASON = "other"
-
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 STATE_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
-
-
-def reason_class(reason: str) -> str:
-    """The label of a bad-record reason: one of REASON_CLASSES' names or OTHER_REASON."""
-    for name, pattern in REASON_CLASSES:
-        if pattern.search(reason):
-            return name
-    return OTHER_REASON
 
 
 class Telemetry:
@@ -86,13 +61,15 @@ class Telemetry:
 
     def __init__(self, *, port: int, bind: str = "0.0.0.0",  # noqa: S104 - scraped remotely
                  stall_after_s: float = 300.0, broker_stale_after_s: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.port, self.bind = port, bind
+                 bootstrap: str = "", clock: Callable[[], float] = time.monotonic) -> None:
+        self.port, self.bind, self.bootstrap = port, bind, bootstrap
         self.stall_after_s, self.broker_stale_after_s = stall_after_s, broker_stale_after_s
         self._clock = clock
         self._lock = threading.Lock()
         self._loop_turned_at = clock()
         self._broker_ok_at = -math.inf
+        self._broker_reachable: bool | None = None  # None until the broker first answered
+        self._coordinator = ""  # host:port of the group coordinator, as last known
         self._joined = False
         self._missing_topic: str | None = None
         self._restored: dict[int, bool] = {}
@@ -106,7 +83,8 @@ class Telemetry:
         s, k = settings.service, settings.kafka
         return cls(port=s.metrics_port, bind=s.metrics_bind,
                    stall_after_s=k.max_poll_interval_ms / 1000,
-                   broker_stale_after_s=k.session_timeout_ms / 1000)
+                   broker_stale_after_s=k.session_timeout_ms / 1000,
+                   bootstrap=k.bootstrap_servers)
 
     def _define_metrics(self) -> None:
         r = self.registry
@@ -117,7 +95,7 @@ class Telemetry:
         self.alerts = Counter("detector_alerts_published", "Alerts sent to the output topic.",
                               ["severity"], registry=r)
         self.bad_records = Counter("detector_bad_records", "Records rejected as bad input "
-                                   "(dead-lettered when a DLQ topic is set), by reason class.",
+                                   "(dead-lettered when a DLQ topic is set), by kind.",
                                    ["reason"], registry=r)
         self.batches = Counter("detector_batches", "Batches processed and committed.",
                                registry=r)
@@ -145,8 +123,8 @@ class Telemetry:
         self.restored_streams = Counter("detector_restored_streams", "Streams restored from "
                                         "saved state on assignment.", registry=r)
         self.checkpoint_failures = Counter("detector_checkpoint_failures", "Checkpoints whose "
-                                           "offset commit the group refused (a rebalance took "
-                                           "the partitions).", registry=r)
+                                           "offset commit the group refused or the "
+                                           "coordinator did not answer.", registry=r)
         self.last_checkpoint = Gauge("detector_last_checkpoint_timestamp_seconds", "Unix time "
                                      "of the last checkpoint that completed.", registry=r)
         broker = Gauge("detector_broker_connected", "1 while the broker answered within the "
@@ -158,8 +136,8 @@ class Telemetry:
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
         GCCollector(registry=r)
-        for name, _ in (*REASON_CLASSES, (OTHER_REASON, None)):
-            self.bad_records.labels(reason=name)
+        for kind in REJECTION_KINDS:
+            self.bad_records.labels(reason=kind)
 
     def metric_names(self) -> frozenset[str]:
         """Every series name /metrics can carry (`_total` of counters, histogram parts)."""
@@ -205,8 +183,9 @@ class Telemetry:
     def alert_published(self, severity: str) -> None:
         self.alerts.labels(severity=severity).inc()
 
-    def bad_record(self, reason: str) -> None:
-        self.bad_records.labels(reason=reason_class(reason)).inc()
+    def bad_record(self, kind: str) -> None:
+        """A bad record of this rejection kind (detector.engine.REJECTION_KINDS)."""
+        self.bad_records.labels(reason=kind).inc()
 
     def batch_done(self, seconds: float) -> None:
         self.batches.inc()
@@ -246,16 +225,37 @@ class Telemetry:
         heartbeat = last_heartbeat(consumer)
         if heartbeat is not None:
             self.broker_answered(heartbeat)
+        self._coordinator = coordinator_address(consumer) or self._coordinator
+        self._log_broker_contact()
         self.live_streams.set(sum(len(e.arena) for e in engines.values()))
         for tp, engine in engines.items():
             if math.isfinite(engine.last_train_loss):
                 self.train_loss.labels(partition=str(tp.partition)).set(engine.last_train_loss)
         return total
 
+    def _log_broker_contact(self) -> None:
+        """The loss of the broker and its return, each logged once."""
+        with self._lock:
+            silent = self._clock() - self._broker_ok_at
+        reachable = silent <= self.broker_stale_after_s
+        if reachable == self._broker_reachable or (self._broker_reachable is None
+                                                    and not reachable):
+            return
+        address = self._coordinator or self.bootstrap
+        if self._broker_reachable is not None:
+            if reachable:
+                log.warning("broker_reachable_again", broker=address)
+            else:
+                log.warning("broker_unreachable", broker=address, silent_s=round(silent, 1),
+                            session_timeout_s=self.broker_stale_after_s)
+        self._broker_reachable = reachable
+
     # -- recording, from the rebalance listener and the state layer -----------------------
 
     def assigned(self, partitions: Iterable[int]) -> None:
-        """The group handed this member `partitions` (possibly none)."""
+        """The group handed this member `partitions` (possibly none): a completed join is a
+        round trip to the group coordinator."""
+        self.broker_answered()
         with self._lock:
             self._joined = True
             for p in partitions:
@@ -272,6 +272,13 @@ class Telemetry:
                     except KeyError:
                         pass
             self.partitions.set(len(self._restored))
+
+    def restoring(self, partitions: Iterable[int]) -> None:
+        """These partitions' state is being built again (not ready until `restored`)."""
+        with self._lock:
+            for p in partitions:
+                if p in self._restored:
+                    self._restored[p] = False
 
     def restored(self, partition: int, seconds: float | None = None,
                  streams: int | None = None) -> None:
@@ -357,6 +364,21 @@ def build_info() -> dict[str, str]:
 
     return {"version": __version__, "python": platform.python_version(),
             "torch": version("torch"), "kafka_python": version("kafka-python")}
+
+
+def coordinator_address(consumer: Any) -> str | None:
+    """host:port of the consumer's group coordinator, when it knows one (private attributes of
+    kafka-python, read defensively: a log line is all that depends on them)."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    node = getattr(coordinator, "coordinator_id", None)
+    cluster = getattr(getattr(consumer, "_client", None), "cluster", None)
+    if node is None or cluster is None:
+        return None
+    try:
+        broker = cluster.broker_metadata(node)
+    except Exception:  # noqa: BLE001
+        return None
+    return f"{broker.host}:{broker.port}" if broker is not None else None
 
 
 def _handler(telemetry: Telemetry) -> type[BaseHTTPRequestHandler]:

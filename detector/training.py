@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from detector.engine import Engine, EngineConfig, Event
+from detector.engine.model_file import save_model
 from detector.io.csv_replay import read_rows
 from detector.records import parse_ts
-from detector.state.model_file import save_model
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def fit(streams: Sequence[Stream], config: EngineConfig, *, epochs: int,
     for epoch in range(1, epochs + 1):
         engine = Engine(config)  # fresh per-stream state, carried weights and optimiser
         engine.model.load_state_dict(template.model.state_dict())
-        engine.optimizer.load_state_dict(template.optimizer.state_dict())
+        engine.trainer.optimizer.load_state_dict(template.trainer.optimizer.state_dict())
         train_loss = _run(engine, interleave(train), on_events=on_events)
         engine.config = dataclasses.replace(config, learn=False)
         val_loss = _run(engine, interleave(val), on_events=on_events)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from detector.engine.calibrator import N_BINS
 
@@ -139,10 +138,6 @@ class StreamArena:
         self._slot_of[stream] = slot
         return slot
 
-    def tensor(self, name: str) -> torch.Tensor:
-        """A torch view sharing memory with the numpy array (no copy)."""
-        return self._tensors[name]
-
     def state_bytes_per_stream(self) -> int:
         return sum(a[0].nbytes for a in self.arrays.values())
 
@@ -155,4 +150,3 @@ class StreamArena:
             new[name] = arr
         self.arrays = new
         self.capacity = capacity
-        self._tensors = {n: torch.from_numpy(a) for n, a in new.items() if a.dtype == np.float32}

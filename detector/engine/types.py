@@ -15,6 +15,27 @@ class Event:
     metrics: Mapping[str, float]  # NaN = value missing (scored, not learned from)
 
 
+# Why an event is not scored, as the label of the bad-record metric: a record without a usable
+# key, too large, not a JSON event, without a valid timestamp, with metrics that are malformed
+# or not the stream's, or a new stream beyond the admission limit.
+REJECTION_KINDS = ("key", "size", "payload", "timestamp", "metrics", "admission")
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why an event is bad input: one of REJECTION_KINDS, and a one-line detail."""
+
+    kind: str
+    detail: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in REJECTION_KINDS:
+            raise ValueError(f"unknown rejection kind {self.kind!r}")
+
+    def __str__(self) -> str:
+        return self.detail
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     hidden_size: int = 32
@@ -86,9 +107,9 @@ class SharedState:
 class BatchResult:
     """Per-event outcome, aligned with the input batch. Rejected events have a reason."""
 
-    rejected: list[str | None]
+    rejected: list[Rejection | None]
     score: np.ndarray      # published score: 0 while refractory after a higher one
-    raw_score: np.ndarray  # calibrated score before the refractory rule
+    raw_score: np.ndarray  # score after warm-up and rule overrides, before the cooldown
     error: np.ndarray
     alert: np.ndarray
     threshold: np.ndarray
@@ -96,6 +117,38 @@ class BatchResult:
     expected: np.ndarray  # [n, max_metrics] forecast in the metric's own units
     actual: np.ndarray    # [n, max_metrics]
     metric_names: list[tuple[str, ...]]
+    severity: np.ndarray  # "critical" / "warning" for an alert, "" otherwise
+    evicted: int = 0      # streams evicted to admit this batch's new ones
+
+    @classmethod
+    def empty(cls, n: int, max_metrics: int) -> BatchResult:
+        """n events, none scored yet."""
+        return cls(rejected=[None] * n, score=np.zeros(n), raw_score=np.zeros(n),
+                   error=np.full(n, np.nan), alert=np.zeros(n, dtype=bool),
+                   threshold=np.zeros(n), warming=np.zeros(n, bool),
+                   expected=np.full((n, max_metrics), np.nan),
+                   actual=np.full((n, max_metrics), np.nan), metric_names=[()] * n,
+                   severity=np.full(n, "", dtype="<U8"))
+
+    @classmethod
+    def concat(cls, parts: list[BatchResult]) -> BatchResult:
+        """One result of consecutive parts of a batch."""
+        if len(parts) == 1:
+            return parts[0]
+        arrays = {name: np.concatenate([getattr(p, name) for p in parts])
+                  for name in ("score", "raw_score", "error", "alert", "threshold", "warming",
+                               "expected", "actual", "severity")}
+        return cls(rejected=[r for p in parts for r in p.rejected],
+                   metric_names=[m for p in parts for m in p.metric_names],
+                   evicted=sum(p.evicted for p in parts), **arrays)
+
+    def truncate(self, n: int) -> BatchResult:
+        """The result of the first n events."""
+        arrays = {name: getattr(self, name)[:n]
+                  for name in ("score", "raw_score", "error", "alert", "threshold", "warming",
+                               "expected", "actual", "severity")}
+        return BatchResult(rejected=self.rejected[:n], metric_names=self.metric_names[:n],
+                           evicted=self.evicted, **arrays)
 
     def __len__(self) -> int:
         return len(self.rejected)

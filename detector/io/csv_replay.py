@@ -23,7 +23,7 @@ from pathlib import Path
 import structlog
 
 from detector.engine import Engine, EngineConfig, Event
-from detector.engine.policy import threshold_for
+from detector.engine.post_rules import threshold_for
 from detector.records import parse_ts
 
 log = structlog.get_logger("detector.replay")

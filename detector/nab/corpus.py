@@ -166,26 +166,30 @@ class NabCorpus:
         return self._cache[rel]
 
 
-def read_run_scores(path: Path, data: DataFile) -> np.ndarray:
-    """`anomaly_score` of one result CSV, checked row by row against its data file.
+def read_result_columns(path: Path, data: DataFile, columns: Sequence[str],
+                        optional: Sequence[str] = ()) -> dict[str, list[str]]:
+    """Cells of `columns` (and of those `optional` ones the file has) of one result CSV, as
+    text in row order, checked row by row against its data file.
 
-    The file needs the columns `timestamp` and `anomaly_score` (others are ignored), one row per
-    data row with the timestamp copied unchanged, and finite scores in [0, 1].
+    The file needs a `timestamp` column and every one of `columns` (others are ignored), one row
+    per data row with the timestamp copied unchanged. Data files are duck-typed: anything with
+    `rel`, `n` and `timestamps` serves.
     """
     path = Path(path)
     with path.open(newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, [])
-        try:
-            ts_col, score_col = header.index("timestamp"), header.index("anomaly_score")
-        except ValueError:
-            raise ValueError(f"{path}: needs the columns timestamp and anomaly_score, "
-                             f"has {header!r}") from None
+        missing = [c for c in ("timestamp", *columns) if c not in header]
+        if missing:
+            raise ValueError(f"{path}: needs the columns timestamp and {', '.join(columns)}, "
+                             f"has {header!r}")
         rows = [r for r in reader if r]
     if len(rows) != data.n:
         raise ValueError(f"{path}: {len(rows)} rows, but the data file {data.rel} has {data.n}")
-    width = max(ts_col, score_col) + 1
-    scores = np.empty(data.n, dtype=np.float64)
+    wanted = [*columns, *(c for c in optional if c in header)]
+    index = {c: header.index(c) for c in ("timestamp", *wanted)}
+    width = max(index[c] for c in ("timestamp", *columns)) + 1
+    ts_col = index["timestamp"]
     for i, (row, stamp) in enumerate(zip(rows, data.timestamps, strict=True)):
         where = f"{path}: line {i + 2} (data row {i})"
         if len(row) < width:
@@ -193,10 +197,27 @@ def read_run_scores(path: Path, data: DataFile) -> np.ndarray:
         if row[ts_col] != stamp:
             raise ValueError(f"{where}: timestamp {row[ts_col]!r}, but {data.rel} has {stamp!r}; "
                              "rows must copy the data file's timestamps in its row order")
+    return {c: [row[index[c]] if index[c] < len(row) else "" for row in rows] for c in wanted}
+
+
+def read_run_scores(path: Path, data: DataFile) -> np.ndarray:
+    """`anomaly_score` of one result CSV, checked row by row against its data file.
+
+    The file needs the columns `timestamp` and `anomaly_score` (others are ignored), one row per
+    data row with the timestamp copied unchanged, and finite scores in [0, 1].
+    """
+    return parse_scores(path, read_result_columns(path, data, ["anomaly_score"])["anomaly_score"])
+
+
+def parse_scores(path: Path, cells: Sequence[str]) -> np.ndarray:
+    """`anomaly_score` cells of a result file as float64; each must be finite, within [0, 1]."""
+    scores = np.empty(len(cells), dtype=np.float64)
+    for i, text in enumerate(cells):
         try:
-            scores[i] = float(row[score_col])
+            scores[i] = float(text)
         except ValueError:
-            raise ValueError(f"{where}: anomaly_score {row[score_col]!r} is not a number") from None
+            raise ValueError(f"{path}: line {i + 2} (data row {i}): anomaly_score {text!r} "
+                             "is not a number") from None
     bad = np.flatnonzero(~np.isfinite(scores) | (scores < 0.0) | (scores > 1.0))
     if bad.size:
         i = int(bad[0])

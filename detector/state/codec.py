@@ -60,10 +60,6 @@ def _plan(layout: Layout) -> _Plan:
 _PLANS: dict[int, tuple[Layout, _Plan]] = {}
 
 
-def layout_fingerprint(layout: Layout) -> str:
-    return _plan(layout).fingerprint
-
-
 def encode_stream(state: StreamState, layout: Layout) -> bytes:
     rows = {name: np.asarray(value)[None] for name, value in state.row.items()}
     (record,) = encode_rows([state.stream], [state.metric_names], rows, layout)

@@ -15,6 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from detector.engine import Rejection
 from detector.records import DLQ_KEY_BYTES, DLQ_PAYLOAD_BYTES, parse_event
 from detector.records import Limits as ParseLimits
 from tests.integration.kafka_tools import (
@@ -73,9 +74,9 @@ def test_poison_pills_are_dead_lettered_once_and_never_stall_the_daemon(
     for pill in pills:  # the fuzzer itself: parse-level pills are bad for the reason given
         reason = parse_event(pill.key, pill.value, parse_limits)
         if pill.kind == "unknown_metric":
-            assert not isinstance(reason, str), reason
+            assert not isinstance(reason, Rejection), reason
         else:
-            assert isinstance(reason, str) and pill.reason in reason, (pill, reason)
+            assert isinstance(reason, Rejection) and pill.reason in reason.detail, (pill, reason)
     assert len({p.kind for p in pills}) >= 20
 
     topic, out, dlq = f"{unique_name}-in", f"{unique_name}-alerts", f"{unique_name}-dlq"

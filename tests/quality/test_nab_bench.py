@@ -30,7 +30,7 @@ def test_bench_nab_on_one_category_writes_scores_summary_and_run_record(tmp_path
         cwd=REPO, capture_output=True, text=True, timeout=600,
         env={"PATH": "/usr/bin:/bin", "DETECTOR_ALERT_SPATIAL_MARGIN": "0.05"})
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "Numenta HTM" in proc.stdout and "lstm-detector (this run)" in proc.stdout
+    assert "Numenta HTM" in proc.stdout and "lstm-detector (this run, swept)" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     for profile in ("standard", "reward_low_FP_rate", "reward_low_FN_rate"):
         assert summary[profile] > 0, "no better than a detector that never fires"

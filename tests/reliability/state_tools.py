@@ -8,12 +8,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detector.engine import Engine, EngineConfig
-from detector.io.changelog import read_state
+from detector.engine import EngineConfig
 from detector.settings import KafkaSettings
 from detector.simulate import encode_event
 from detector.simulate_traffic import TrafficGenerator, TrafficPlan, plan_traffic
-from detector.state.codec import decode_shared, decode_stream
+from detector.state.restore import restore_partitions
 from tests.integration.kafka_tools import committed, create_topics, produce, read_json
 
 
@@ -60,15 +59,18 @@ DAEMON_DEFAULTS = EngineConfig()
 
 def changelog_state(bootstrap: str, group: str, config: EngineConfig = DAEMON_DEFAULTS
                     ) -> dict[int, tuple[dict, dict]]:
-    """Per input partition: (shared arrays, {stream: row}) as of the group's commit."""
+    """Per input partition: (shared arrays, {stream: row}) as of the group's commit, read back
+    the way the daemon restores it."""
     k = KafkaSettings(bootstrap_servers=bootstrap, group_id=group)
-    offsets = committed(bootstrap, group)
-    layout = Engine(config).arena.specs
     out = {}
-    for partition, state in read_state(k, offsets, timeout_s=60).items():
-        assert state.engine is not None, f"no engine state for partition {partition}"
-        shared = decode_shared(state.engine, config.shape)
-        rows = {s: decode_stream(v, layout).row for s, v in state.streams.items()}
+    for partition, restored in restore_partitions(k, config, committed(bootstrap, group),
+                                                  timeout_s=60).items():
+        engine = restored.engine
+        assert restored.unreadable is None, restored.unreadable
+        assert engine.events_processed, f"no engine state for partition {partition}"
+        shared = engine.shared_state()
+        rows = {engine.arena.stream_ids[s]: engine.arena.row(int(s))
+                for s in engine.arena.live_slots()}
         out[partition] = ({**shared.arrays, **{f"meta/{k}": v for k, v in shared.meta.items()
                                                if k != "last_train_loss"}}, rows)
     return out

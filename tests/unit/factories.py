@@ -27,3 +27,23 @@ def traffic(n_streams: int = 5, n_steps: int = 300, *, seed: int = 0, step_s: fl
             events.append(Event(f"host-{s}/eth0", T0 + t * step_s,
                                 {"bytes_in": v, "bytes_out": out}))
     return events
+
+
+def fleet(n_streams: int = 4, n_steps: int = 200, n_metrics: int = 2, *, seed: int = 0,
+          step_s: float = 300.0, spike: tuple[int, int, float] | None = None) -> list[Event]:
+    """Step-major events of streams with `n_metrics` correlated, daily-cycled metrics (the
+    first scaled by `spike`=(stream, step, factor) at that step)."""
+    rng = np.random.default_rng(seed)
+    base = 10 ** rng.uniform(2, 6, size=(n_streams, n_metrics))
+    events = []
+    for t in range(n_steps):
+        day = math.sin(2 * math.pi * (t * step_s % 86_400) / 86_400)
+        common = rng.normal(0, 0.05, size=n_streams)
+        for s in range(n_streams):
+            values = base[s] * (1 + 0.4 * day) * np.exp(common[s]
+                                                        + rng.normal(0, 0.02, n_metrics))
+            if spike is not None and spike[:2] == (s, t):
+                values[0] *= spike[2]
+            events.append(Event(f"host-{s}/if{n_metrics}", T0 + t * step_s,
+                                {f"m{j}": float(v) for j, v in enumerate(values)}))
+    return events

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from detector.io.changelog import ENGINE_KEY, OFFSET_HEADER, PartitionState, _apply, stream_key
+from detector.state.changelog import (
+    ENGINE_KEY,
+    OFFSET_HEADER,
+    RESET_KEY,
+    PartitionState,
+    _apply,
+    reset_marker,
+    stream_key,
+)
 
 
 def record(key: bytes, value: bytes | None, offset: int | None) -> SimpleNamespace:
@@ -48,3 +56,14 @@ def test_a_late_record_of_the_previous_owner_does_not_overwrite_the_new_owners()
                    record(ENGINE_KEY, b"old owner@400", 400)], committed=500)
     assert state.streams == {"a": b"new owner@500"}
     assert state.engine == b"new owner@500"
+
+
+def test_a_reset_marker_hides_every_earlier_record_of_the_partition() -> None:
+    state = PartitionState()
+    _apply(state, [record(stream_key("old"), b"old log@900", 900),
+                   record(ENGINE_KEY, b"engine of the old log@900", 900),
+                   record(RESET_KEY, reset_marker(0), 0),           # the log started again
+                   record(stream_key("new"), b"new log@40", 40),
+                   record(ENGINE_KEY, b"engine of the new log@40", 40)], committed=950)
+    assert state.streams == {"new": b"new log@40"}
+    assert state.engine == b"engine of the new log@40"

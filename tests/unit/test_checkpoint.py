@@ -4,11 +4,26 @@ producer and consumer: the integration twins are tests/reliability, against the 
 
 from __future__ import annotations
 
+import pytest
 from kafka import TopicPartition
+from kafka.errors import (
+    CommitFailedError,
+    CoordinatorNotAvailableError,
+    FencedInstanceIdError,
+    GroupAuthorizationFailedError,
+    IllegalGenerationError,
+    KafkaTimeoutError,
+    NotCoordinatorError,
+    OutOfOrderSequenceNumberError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
 
-from detector.checkpoint import Checkpoint, PartitionWork
 from detector.engine import Engine, EngineConfig, Event
-from detector.io.changelog import ENGINE_KEY, stream_key
+from detector.errors import SettingsError
+from detector.io.outbox import failed_future
+from detector.state.changelog import ENGINE_KEY, RESET_KEY, stream_key
+from detector.state.checkpoint import Checkpoint, PartitionWork
 
 TP0, TP1 = TopicPartition("in", 0), TopicPartition("in", 1)
 
@@ -16,9 +31,15 @@ TP0, TP1 = TopicPartition("in", 0), TopicPartition("in", 1)
 class Ack:
     def __init__(self) -> None:
         self.is_done = False
+        self.error: Exception | None = None
 
-    def get(self, timeout: float = 0) -> None:
+    def failed(self) -> bool:  # kafka.future.Future's interface
         assert self.is_done
+        return self.error is not None
+
+    @property
+    def exception(self) -> Exception | None:
+        return self.error
 
 
 class Producer:
@@ -42,8 +63,11 @@ class Producer:
 class Consumer:
     def __init__(self) -> None:
         self.commits: list[dict] = []
+        self.fail_with: Exception | None = None
 
-    def commit(self, offsets) -> None:
+    def commit(self, offsets, timeout_ms=None) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
         self.commits.append({tp.partition: o.offset for tp, o in offsets.items()})
 
 
@@ -69,10 +93,11 @@ def test_offsets_are_committed_at_the_snapshot_once_everything_is_acknowledged()
     producer.ack_all()
     assert checkpoint.advance(100) is None, "the alert is not acknowledged yet"
     alert.is_done = True
-    refused, _ = checkpoint.advance(100)
-    assert refused == [] and consumer.commits == [{0: 100, 1: 50}]
+    outcome = checkpoint.advance(100)
+    assert outcome.committed and not outcome.refused and outcome.undelivered is None
+    assert consumer.commits == [{0: 100, 1: 50}]
     assert parts[TP0].committed == 100 and not checkpoint.in_flight
-    assert not parts[TP0].engine.dirty  # the next checkpoint writes only what changes after
+    assert not parts[TP0].engine.changes.dirty  # the next one writes only what changes after
 
 
 def test_a_partition_that_left_is_never_committed() -> None:
@@ -80,14 +105,14 @@ def test_a_partition_that_left_is_never_committed() -> None:
     checkpoint = Checkpoint(producer, consumer, "changelog", True, 5.0)
     checkpoint.start({TP0: work(1, 10), TP1: work(1, 20)})
     checkpoint.forget([TP1])
-    assert checkpoint.complete() == []
+    assert checkpoint.complete().committed
     assert consumer.commits == [{0: 10}]
 
 
 def test_evicted_streams_are_tombstoned_unless_back() -> None:
     producer, consumer = Producer(), Consumer()
     w = work(2, 10)
-    w.engine.evicted += ["gone", "s0"]  # s0 was evicted and came back
+    w.engine.changes.evicted += ["gone", "s0"]  # s0 was evicted and came back
     Checkpoint(producer, consumer, "changelog", True, 5.0).commit({TP0: w})
     tombstones = [key for _, key, tomb, _ in producer.sent if tomb]
     assert tombstones == [stream_key("gone")]
@@ -110,3 +135,74 @@ def test_a_spread_checkpoint_sends_on_its_schedule_and_commits_only_when_all_is_
     checkpoint.advance(5)
     producer.ack_all()
     assert checkpoint.advance(0) is not None and consumer.commits == [{0: 10}]
+
+
+@pytest.mark.parametrize("error", [
+    RebalanceInProgressError(), CommitFailedError(), IllegalGenerationError(),
+    UnknownMemberIdError(), FencedInstanceIdError(), KafkaTimeoutError(),
+    CoordinatorNotAvailableError(), NotCoordinatorError()])
+def test_a_commit_the_group_refuses_is_retried_by_the_next_checkpoint(error) -> None:
+    producer, consumer = Producer(), Consumer()
+    consumer.fail_with = error
+    checkpoint = Checkpoint(producer, consumer, "changelog", True, 5.0)
+    parts = {TP0: work(2, 10)}
+    outcome = checkpoint.commit(parts)
+    assert not outcome.committed and outcome.refused == (TP0,)
+    assert parts[TP0].committed == 0 and parts[TP0].moved, "the work is not taken as done"
+    consumer.fail_with = None
+    parts[TP0].position = 15
+    assert checkpoint.commit(parts).committed and consumer.commits == [{0: 15}]
+
+
+def test_a_commit_the_cluster_forbids_is_a_settings_error() -> None:
+    consumer = Consumer()
+    consumer.fail_with = GroupAuthorizationFailedError()
+    with pytest.raises(SettingsError, match="DETECTOR_KAFKA_GROUP_ID"):
+        Checkpoint(Producer(), consumer, "changelog", True, 5.0).commit({TP0: work(1, 10)})
+
+
+def test_a_record_the_broker_did_not_acknowledge_commits_nothing() -> None:
+    producer, consumer = Producer(), Consumer()
+    checkpoint = Checkpoint(producer, consumer, "changelog", True, 5.0)
+    alert = Ack()
+    checkpoint.track([alert])
+    checkpoint.start({TP0: work(2, 10)})
+    assert checkpoint.advance(100) is None
+    alert.is_done, alert.error = True, OutOfOrderSequenceNumberError()
+    producer.ack_all()
+    outcome = checkpoint.advance(100)
+    assert "OutOfOrderSequenceNumberError" in outcome.undelivered
+    assert not outcome.committed and consumer.commits == [] and not checkpoint.in_flight
+
+
+def test_a_send_that_fails_at_once_stops_the_checkpoint() -> None:
+    class Refusing(Producer):
+        def send(self, topic, key=None, value=None, partition=None, headers=None):
+            super().send(topic, key, value, partition, headers)
+            return failed_future(KafkaTimeoutError("no metadata"))
+
+    producer, consumer = Refusing(), Consumer()
+    checkpoint = Checkpoint(producer, consumer, "changelog", True, 5.0)
+    checkpoint.start({TP0: work(5, 10)})
+    outcome = checkpoint.advance(100)
+    assert outcome is not None and "KafkaTimeoutError" in outcome.undelivered
+    assert len(producer.sent) == 1 and consumer.commits == []
+
+
+def test_after_a_reset_the_marker_comes_first_then_the_whole_state_until_committed() -> None:
+    producer, consumer = Producer(), Consumer()
+    checkpoint = Checkpoint(producer, consumer, "changelog", True, 5.0)
+    w = work(3, 10)
+    w.reset_from = 0
+    w.engine.take_changes()  # nothing changed since the last snapshot: all of it is written
+    consumer.fail_with = RebalanceInProgressError()
+    checkpoint.commit({TP0: w})
+    keys = [key for _, key, _, _ in producer.sent]
+    assert keys[0] == RESET_KEY and len(keys) == 1 + 3 + 1
+    assert w.reset_from == 0, "kept until a checkpoint with the marker is committed"
+    consumer.fail_with = None
+    w.position = 12
+    producer.sent.clear()
+    checkpoint.commit({TP0: w})
+    assert [key for _, key, _, _ in producer.sent][0] == RESET_KEY
+    assert w.reset_from is None and consumer.commits == [{0: 12}]

@@ -9,18 +9,10 @@ import random
 
 import numpy as np
 
-from detector.engine import Engine, EngineConfig, Event
-from detector.engine.engine import BatchResult
+from detector.engine import BatchResult, Engine, EngineConfig, Event
 from tests.unit.factories import traffic
 
 CONFIG = EngineConfig(hidden_size=8, window=4, train_batch=3, warmup_events=8)
-
-
-def empty_result(n: int, d: int) -> BatchResult:
-    return BatchResult(rejected=[None] * n, score=np.zeros(n), raw_score=np.zeros(n),
-                       error=np.zeros(n), alert=np.zeros(n, bool), threshold=np.zeros(n),
-                       warming=np.zeros(n, bool), expected=np.zeros((n, d)),
-                       actual=np.full((n, d), np.nan), metric_names=[()] * n)
 
 
 def roughen(events: list[Event], rng: random.Random) -> list[Event]:
@@ -52,16 +44,17 @@ def test_plan_of_known_streams_matches_the_event_by_event_plan() -> None:
         batch = roughen(events[position:position + size], rng)
         twin = copy.deepcopy(engine)
         n, d = len(batch), CONFIG.max_metrics
-        fast, slow = empty_result(n, d), empty_result(n, d)
+        fast, slow = BatchResult.empty(n, d), BatchResult.empty(n, d)
         known = engine.arena.slots_of([ev.stream for ev in batch])
-        planned = engine._plan_known(batch, known, fast)
-        expected = twin._plan_admitting(batch, slow)
-        for got, want in zip(planned, expected, strict=True):
-            np.testing.assert_array_equal(got, want)
+        seq0, pending = engine.events_processed, len(engine.trainer.pending)
+        planned = engine.planner._plan_known(batch, known, fast, seq0, pending)
+        expected = twin.planner._plan_admitting(batch, slow, seq0, pending)
+        for name in ("slots", "segment", "wave"):
+            np.testing.assert_array_equal(getattr(planned, name), getattr(expected, name))
         np.testing.assert_array_equal(fast.actual, slow.actual)
         assert fast.rejected == slow.rejected
         assert fast.metric_names == slow.metric_names
-        assert engine.dirty == twin.dirty
+        assert engine.changes.dirty == twin.changes.dirty
         np.testing.assert_array_equal(engine.arena.arrays["last_seq"],
                                       twin.arena.arrays["last_seq"])
         engine.process(batch)

@@ -9,7 +9,7 @@ import pytest
 
 from detector.cli import main
 from detector.engine import Engine, EngineConfig
-from detector.state.model_file import load_model, save_model
+from detector.engine.model_file import load_model, save_model
 from tests.unit.factories import traffic
 
 CONFIG = EngineConfig(hidden_size=16, window=4, train_batch=8, warmup_events=16)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detector.engine import Event
+from detector.engine import Event, Rejection
 from detector.records import (
     DLQ_KEY_BYTES,
     DLQ_PAYLOAD_BYTES,
@@ -72,7 +72,7 @@ def test_parse_event_with_naive_iso_ts_reads_it_as_utc() -> None:
 def test_parse_event_with_bad_input_returns_a_reason(key: bytes | None, value: bytes | None,
                                                       fragment: str) -> None:
     reason = parse_event(key, value, LIMITS)
-    assert isinstance(reason, str) and fragment in reason
+    assert isinstance(reason, Rejection) and fragment in reason.detail
 
 
 def test_format_ts_round_trips_through_parse() -> None:
@@ -91,7 +91,7 @@ JSON_VALUES = st.recursive(
 @given(key=st.one_of(st.none(), st.binary(max_size=80)), value=st.one_of(st.none(), st.binary()))
 def test_parse_event_with_any_bytes_returns_event_or_reason(key: bytes | None,
                                                             value: bytes | None) -> None:
-    assert isinstance(parse_event(key, value, LIMITS), Event | str)
+    assert isinstance(parse_event(key, value, LIMITS), Event | Rejection)
 
 
 @settings(max_examples=300, deadline=None)
@@ -99,11 +99,12 @@ def test_parse_event_with_any_bytes_returns_event_or_reason(key: bytes | None,
                             JSON_VALUES, max_size=5))
 def test_parse_event_with_any_json_object_returns_event_or_reason(body: dict) -> None:
     value = json.dumps(body).encode()  # big integers, NaN and Infinity tokens included
-    assert isinstance(parse_event(b"edge-07/eth0", value, LIMITS), Event | str)
+    assert isinstance(parse_event(b"edge-07/eth0", value, LIMITS), Event | Rejection)
 
 
 def test_dead_letter_of_a_giant_key_stays_small_enough_to_deliver() -> None:
-    bad = BadRecord("stream id too long", Coordinates("metrics", 3, 17), b"k" * 700_000,
+    bad = BadRecord(Rejection("key", "stream id too long"), Coordinates("metrics", 3, 17),
+                    b"k" * 700_000,
                     b"v" * 100_000)
     key, value = bad.dead_letter()
     entry = orjson.loads(value)
@@ -114,9 +115,11 @@ def test_dead_letter_of_a_giant_key_stays_small_enough_to_deliver() -> None:
 
 
 def test_dead_letter_of_binary_garbage_keeps_coordinates_and_a_readable_excerpt() -> None:
-    bad = BadRecord("key is not valid UTF-8", Coordinates("m", 0, 5), b"\xff\xfe", None)
+    bad = BadRecord(Rejection("key", "key is not valid UTF-8"), Coordinates("m", 0, 5),
+                    b"\xff\xfe", None)
     key, value = bad.dead_letter()
     entry = orjson.loads(value)
     assert key == b"\xff\xfe"
     assert entry["key"] == "\ufffd\ufffd" and entry["payload"] is None
+    assert entry["kind"] == "key" and entry["error"] == "key is not valid UTF-8"
     assert not entry["key_truncated"] and not entry["payload_truncated"]

@@ -208,11 +208,13 @@ def test_incident_on_one_stream_leaves_every_other_stream_untouched() -> None:
 
 
 def test_plan_records_incidents_on_distinct_streams_with_indices_and_timestamps() -> None:
-    plan = plan_traffic(10, seed=6, n_steps=400, n_incidents=8, incident_kinds=INCIDENT_KINDS,
-                        earliest_index=100, latest_index=300, step_seconds=60.0)
+    count = 2 * len(INCIDENT_KINDS)
+    plan = plan_traffic(count + 2, seed=6, n_steps=400, n_incidents=count,
+                        incident_kinds=INCIDENT_KINDS, earliest_index=100, latest_index=300,
+                        step_seconds=60.0)
     assert sorted(i.kind for i in plan.incidents) == sorted(INCIDENT_KINDS * 2)
-    assert len({i.stream for i in plan.incidents}) == 8
-    assert len(set(plan.incidents)) == 8  # hashable: the incident matcher keys dicts by them
+    assert len({i.stream for i in plan.incidents}) == count
+    assert len(set(plan.incidents)) == count  # hashable: the incident matcher keys them
     for i in plan.incidents:
         assert i.stream in plan.streams and plan.incidents_for(i.stream) == (i,)
         assert 100 <= i.start_index <= 300 and i.start_index <= i.end_index

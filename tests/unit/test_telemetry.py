@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -14,10 +15,11 @@ import structlog
 from kafka import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from detector.engine import Engine, EngineConfig, Event
+from detector.engine import REJECTION_KINDS, Engine, EngineConfig, Event, Rejection
 from detector.errors import SettingsError
 from detector.records import Limits, parse_event
-from detector.telemetry import OTHER_REASON, Telemetry, reason_class
+from detector.telemetry import Telemetry
+from tests.conftest import REPO
 from tests.integration.test_bad_input import BAD_RECORDS
 
 
@@ -101,6 +103,34 @@ def test_readyz_after_the_broker_fell_silent_past_the_session_timeout_is_503(
     assert status == 503 and orjson.loads(body)["reasons"] == ["no broker answer for 11s"]
 
 
+def test_the_loss_of_the_broker_and_its_return_are_each_logged_once(
+        clock: FakeClock) -> None:
+    telemetry = Telemetry(port=0, broker_stale_after_s=6, bootstrap="kafka:9092", clock=clock)
+    heartbeat = SimpleNamespace(last_receive=clock.now)
+    broker = SimpleNamespace(host="broker-1", port=9093)
+    consumer = SimpleNamespace(
+        assignment=lambda: set(), _coordinator=SimpleNamespace(
+            coordinator_id=1, heartbeat=heartbeat),
+        _client=SimpleNamespace(cluster=SimpleNamespace(broker_metadata={1: broker}.get)))
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(20):  # heartbeats answer every 1.5 s: nothing to say
+            clock.now += 1.5
+            heartbeat.last_receive = clock.now
+            telemetry.observe_loop(consumer, {})
+        consumer._coordinator.coordinator_id = None  # the broker died: the coordinator too
+        for _ in range(20):
+            clock.now += 1.0
+            telemetry.observe_loop(consumer, {})
+        assert not telemetry.readiness()[0]
+        for _ in range(5):
+            clock.now += 1.0
+            heartbeat.last_receive = clock.now
+            telemetry.observe_loop(consumer, {})
+    events = [(e["event"], e["log_level"], e.get("broker")) for e in logs]
+    assert events == [("broker_unreachable", "warning", "broker-1:9093"),
+                      ("broker_reachable_again", "warning", "broker-1:9093")]
+
+
 def test_healthz_is_200_while_the_loop_turns_and_503_once_it_stalls(
         served: Telemetry, clock: FakeClock) -> None:
     consumer = SimpleNamespace(assignment=lambda: set())
@@ -144,8 +174,8 @@ def test_recorders_count_what_they_are_told(served: Telemetry) -> None:
     served.consumed(10)
     served.scored(8)
     served.alert_published("critical")
-    served.bad_record("malformed JSON: unexpected character")
-    served.bad_record(STREAM_LIMIT)
+    served.bad_record("payload")
+    served.bad_record("admission")
     served.batch_done(0.2)
     served.evicted(3)
     served.checkpoint_done(1.5)
@@ -154,8 +184,8 @@ def test_recorders_count_what_they_are_told(served: Telemetry) -> None:
     assert values[("detector_events_scored_total", ())] == 8
     assert values[("detector_alerts_published_total", (("severity", "critical"),))] == 1
     assert values[("detector_bad_records_total", (("reason", "payload"),))] == 1
-    assert values[("detector_bad_records_total", (("reason", "stream_limit"),))] == 1
-    assert values[("detector_bad_records_total", (("reason", "other"),))] == 0
+    assert values[("detector_bad_records_total", (("reason", "admission"),))] == 1
+    assert values[("detector_bad_records_total", (("reason", "key"),))] == 0
     assert values[("detector_batch_latency_seconds_count", ())] == 1
     assert values[("detector_evictions_total", ())] == 3
     assert values[("detector_checkpoint_duration_seconds_sum", ())] == 1.5
@@ -164,41 +194,31 @@ def test_recorders_count_what_they_are_told(served: Telemetry) -> None:
     assert served_names <= served.metric_names()
 
 
-def _engine_refusal(**limits: float) -> str:
-    """The reason the engine gives for refusing a second new stream under these limits."""
+def _engine_refusal(**limits: float) -> Rejection:
+    """The rejection the engine gives a second new stream under these limits."""
     engine = Engine(EngineConfig(hidden_size=4, window=2, **limits))
     result = engine.process([Event("a", 0.0, {"x": 1.0}), Event("b", 0.0, {"x": 1.0})])
     assert result.rejected[1] is not None
     return result.rejected[1]
 
 
-STREAM_LIMIT = _engine_refusal(max_streams=1, admission_burst=5)
-ADMISSION_LIMIT = _engine_refusal(admission_burst=1, admission_rate=0.01)
-
-PARSE_FAILURES = [(key, value) for key, value, _ in BAD_RECORDS
-                  if isinstance(parse_event(key, value, Limits()), str)]
-
-
-@pytest.mark.parametrize(("key", "value"), PARSE_FAILURES)
-def test_every_parse_failure_of_the_bad_input_suite_has_a_class(
-        key: bytes | None, value: bytes | None) -> None:
-    reason = parse_event(key, value, Limits())
-    assert reason_class(reason) != OTHER_REASON, reason
+def test_bad_records_are_counted_by_the_kind_of_their_rejection(served: Telemetry) -> None:
+    kinds = [r.kind for key, value, _ in BAD_RECORDS
+             if isinstance(r := parse_event(key, value, Limits()), Rejection)]
+    kinds.append(_engine_refusal(admission_burst=1, admission_rate=0.01).kind)
+    for kind in kinds:
+        served.bad_record(kind)
+    values = samples(served)
+    for kind in REJECTION_KINDS:
+        assert values[("detector_bad_records_total", (("reason", kind),))] == kinds.count(kind)
+    assert set(kinds) >= {"key", "size", "payload", "timestamp", "metrics", "admission"}
 
 
-@pytest.mark.parametrize(("reason", "expected"), [
-    ("stream 'malformed JSON': unknown metrics ['cpu']; its metrics are ['bytes_in']",
-     "metrics"),
-    (STREAM_LIMIT, "stream_limit"),
-    (ADMISSION_LIMIT, "admission"),
-    ("stream 'a': the first event of a stream must carry every metric", "metrics"),
-    ("ts: 'yesterday' is not an ISO-8601 timestamp", "timestamp"),
-    ("key 'a' does not match the event's stream 'b'", "key"),
-    ("record of 70000 bytes exceeds DETECTOR_STATE_MAX_EVENT_BYTES=65536", "size"),
-    ("something new", OTHER_REASON),
-])
-def test_reason_class_reads_only_the_fixed_part_of_a_reason(reason: str, expected: str) -> None:
-    assert reason_class(reason) == expected
+def test_the_readme_lists_exactly_the_rejection_kinds() -> None:
+    line = next(line for line in (REPO / "README.md").read_text().splitlines()
+                if line.startswith("| `detector_bad_records_total"))
+    listed = re.findall(r"`([a-z_]+)`", line.split("is one of", 1)[1])
+    assert listed == list(REJECTION_KINDS)
 
 
 def test_port_zero_serves_nothing() -> None:

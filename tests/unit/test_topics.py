@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import detector.io.changelog as changelog
 import pytest
 
-import detector.io.changelog as changelog
 import detector.io.kafka as clients
 from detector.errors import SettingsError
 from detector.settings import load_settings

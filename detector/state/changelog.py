@@ -8,6 +8,12 @@ highest tag at or below the group's committed offset: records written by a check
 offset commit never happened are ignored, and so are late records of a member that lost the
 partition. Restore picks per key itself, so it is right whether or not the broker has
 compacted the topic yet.
+
+When the input's offsets went backwards (the broker lost its log, the topic was deleted and
+created again) the partition starts afresh and its checkpoints first write a reset marker
+(key `e/reset`): restore discards every record before it in the changelog, since those
+describe an input log that no longer exists and their offsets would be mistaken for the new
+log's.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from detector.settings import KafkaSettings
 
 OFFSET_HEADER = "source-offset"
 ENGINE_KEY = b"e/engine"
+RESET_KEY = b"e/reset"
 STREAM_PREFIX = b"s/"
 # State records can be larger than Kafka's 1 MB default (a big model's weights and
 # optimiser moments): the topic and the producer allow this much.
@@ -35,6 +42,11 @@ MAX_RECORD_BYTES = 16 * 1024 * 1024
 
 def stream_key(stream: str) -> bytes:
     return STREAM_PREFIX + stream.encode()
+
+
+def reset_marker(offset: int) -> bytes:
+    """The value of a reset marker: the input offset the partition started afresh at."""
+    return f'{{"reset_from": {int(offset)}}}'.encode()
 
 
 def send_state(producer: Any, topic: str, partition: int, source_offset: int, key: bytes,
@@ -120,7 +132,11 @@ def _apply(state: PartitionState, records: Iterable[Any], committed: int) -> Non
         if raw is None or int(raw) > committed:
             continue  # not ours, or written by a checkpoint whose commit did not happen
         tag = int(raw)
-        if rec.key == ENGINE_KEY:
+        if rec.key == RESET_KEY:
+            state.engine, state.engine_tag = None, -1
+            state.streams.clear()
+            state.stream_tags.clear()
+        elif rec.key == ENGINE_KEY:
             if tag >= state.engine_tag:
                 state.engine, state.engine_tag = rec.value, tag
         elif rec.key is not None and rec.key.startswith(STREAM_PREFIX):

@@ -1,0 +1,1 @@
+"""Detection-quality benches on labelled corpora: loading, baseline, scoring, root cause."""

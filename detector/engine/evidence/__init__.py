@@ -1,0 +1,1 @@
+"""Detectors that add evidence beside the model's surprise: pure functions over arena rows."""

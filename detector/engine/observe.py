@@ -1,0 +1,98 @@
+"""Pass 1 of a segment, normalisation and evidence: each event normalised against its stream's
+statistics, then taken into them, into the range rule, the seasonal steps and the window the
+model trains on. Wave by wave, since every step changes what the next wave sees; nothing here
+depends on the model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detector.engine import normalizer
+from detector.engine.evidence import range as range_rule
+from detector.engine.evidence import seasonal
+from detector.engine.types import EngineConfig
+
+WINDOW_FIELDS = ("hist", "hist_valid", "hist_time", "hist_prior")
+
+
+@dataclass
+class Observed:
+    """What pass 1 hands on, one row per event: z (float32), the persistence prior `last`, the
+    normaliser's mean and unit before the event, events seen before it, the range rule's
+    verdict; per wave, the encoder's window inputs and the windows completed ((slots,
+    [(row in wave, window arrays)]))."""
+
+    z: np.ndarray
+    last: np.ndarray
+    mean: np.ndarray
+    unit: np.ndarray
+    seen: np.ndarray
+    outside: np.ndarray
+    windows: list[list[np.ndarray]] = field(default_factory=list)
+    chunks: list[tuple[np.ndarray, list[tuple[int, dict[str, np.ndarray]]]]] = field(
+        default_factory=list)
+
+
+def observe(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple[int, int]],
+            s_all: np.ndarray, ts: np.ndarray, x: np.ndarray, y: np.ndarray,
+            valid: np.ndarray, tf: np.ndarray) -> Observed:
+    """Pass 1 over the waves `bounds` of a segment (streams s_all, raw values x, compressed
+    values y, time features tf; `a` the arena's arrays)."""
+    cfg = config
+    k, n, d = cfg.window, s_all.size, cfg.max_metrics
+    obs = Observed(z=np.empty((n, d), np.float32), last=np.empty((n, d), np.float32),
+                   mean=np.empty((n, d)), unit=np.empty((n, d)),
+                   seen=np.empty(n, np.int64), outside=np.zeros(n, bool))
+    valid32 = valid.astype(np.float32)
+    spatial, seasons = cfg.spatial_margin > 0, cfg.seasonal_buckets > 0
+    buckets = seasonal.bucket(ts, cfg.seasonal_buckets) if seasons else ts
+    for lo, hi in bounds:
+        s, v, yw = s_all[lo:hi], valid[lo:hi], y[lo:hi]
+        mean, var, count = a["norm_mean"][s], a["norm_var"][s], a["norm_count"][s]
+        unit = normalizer.scale(mean, var)
+        z = normalizer.normalise(yw, v, mean, unit, count).astype(np.float32)
+        # Persistence prior in today's scale: the stored window was normalised with the
+        # statistics of its own time, which drift fast while a stream is young.
+        mask = a["metric_mask"][s] > 0
+        last_y = a["last_y"][s]
+        last_z = normalizer.normalise(last_y, mask & (count > 0), mean, unit, count)
+        if seasons:
+            prior = seasonal.expected_step(a, s, buckets[lo:hi], mask, unit)
+            last_z = last_z + prior
+        obs.z[lo:hi], obs.last[lo:hi], obs.mean[lo:hi], obs.unit[lo:hi] = (
+            z, last_z, mean, unit)
+        if cfg.bidirectional:  # the window the encoder reads: the last K inputs seen
+            obs.windows.append([a[name][s, k:] for name in
+                                ("hist", "hist_valid", "hist_time")])
+        if spatial:
+            obs.outside[lo:hi] = range_rule.outside_range(a, s, x[lo:hi], v,
+                                                          cfg.spatial_margin,
+                                                          cfg.spatial_halflife)
+        if seasons:
+            seasonal.learn_step(a, s, buckets[lo:hi], yw, v & (count > 0))
+        nm, nv, nc = normalizer.update(yw, v, mean, var, count, cfg.normalizer_halflife)
+        a["norm_mean"][s], a["norm_var"][s], a["norm_count"][s] = nm, nv, nc
+        a["last_y"][s] = np.where(v, yw, last_y)
+        new = [("hist", z), ("hist_valid", valid32[lo:hi]), ("hist_time", tf[lo:hi])]
+        if seasons:  # without seasons the prior stays 0
+            new.append(("hist_prior", prior.astype(np.float32)))
+        for name, value in new:
+            arr = a[name]
+            arr[s, :-1] = arr[s, 1:]
+            arr[s, -1] = value
+        seen = a["events_seen"][s]
+        obs.seen[lo:hi] = seen
+        seen = seen + 1
+        a["events_seen"][s] = seen
+        pos = a["chunk_pos"][s] + 1
+        done = pos == k
+        a["chunk_pos"][s] = np.where(done, 0, pos)
+        # A window completed: training takes it as it stands now, with the state at its
+        # start, which the model pass adds.
+        ready = np.flatnonzero(done & (seen >= 2 * k)) if cfg.learn else []
+        obs.chunks.append((s[done], [
+            (int(j), {name: a[name][s[j]].copy() for name in WINDOW_FIELDS})
+            for j in ready]))
+    return obs
