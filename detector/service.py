@@ -2,7 +2,7 @@
 
 Each input partition has its own Engine, so a partition's scores depend only on its own
 records, in offset order. Every commit interval, as soon as the input runs dry, and at
-shutdown, a checkpoint (detector/checkpoint.py) waits for the alerts, writes the changed state
+shutdown, a checkpoint (detector/state/checkpoint.py) waits for the alerts, writes the changed state
 to the changelog and then commits the offsets; on assignment a partition's state is restored
 from the changelog as of the committed offset. A crash therefore re-processes at most about one
 and a half intervals of input (the interval and the checkpoint being written) from the very

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import detector.io.changelog as changelog
 import pytest
 
 import detector.io.kafka as clients
+import detector.state.changelog as changelog
 from detector.errors import SettingsError
 from detector.settings import load_settings
 
