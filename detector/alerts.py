@@ -63,6 +63,21 @@ class Alert:
         return orjson.dumps(asdict(self))
 
 
+def alert_log_fields(alert: Alert) -> dict[str, object]:
+    """The alert's log line: stream, score, severity, source and the metric that strayed
+    furthest from its forecast (in its own units, from the alert's expected and actual)."""
+    gaps = {name: abs(actual - expected) for name, actual in alert.actual.items()
+            if actual is not None and (expected := alert.expected.get(name)) is not None}
+    fields: dict[str, object] = {
+        "stream": alert.stream, "score": alert.score, "severity": alert.severity,
+        "alert_id": alert.alert_id,
+        "source": "{topic}[{partition}]@{offset}".format(**alert.source)}
+    if gaps:
+        top = max(gaps, key=gaps.__getitem__)
+        fields.update(top_metric=top, expected=alert.expected[top], actual=alert.actual[top])
+    return fields
+
+
 def _finite(v: float) -> float | None:
     return float(v) if v == v and abs(v) != float("inf") else None
 

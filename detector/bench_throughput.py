@@ -43,7 +43,8 @@ from kafka import KafkaAdminClient
 from tqdm import tqdm
 
 from detector.bench_load import LoadSpec, ProbeSpec, paced_load, pre_produce, probe_latency
-from detector.broker import EmbeddedBroker
+from detector.bench_memory import http_status, wait_until
+from detector.broker import EmbeddedBroker, free_port
 from detector.engine import Engine, EngineConfig, Event
 from detector.errors import DetectorError, SettingsError
 from detector.io.kafka import client_config, ensure_topics
@@ -58,7 +59,7 @@ PROBE_STEPS_PER_S = 2.0     # per probe stream: 400 probe events/s in all
 LATENCY_LOAD_SHARE = 0.5    # of the measured throughput, while the probes run
 LOAD_MARGIN_S = 5.0         # the load runs this much longer than the probes' live steps
 CHILD_TIMEOUT_S = 1_800.0
-MEMBER_START_S = 4.0        # a `detector run` process imports torch before it joins
+MEMBER_START_TIMEOUT_S = 120.0  # a `detector run` process imports torch before it joins
 COMMIT_POLL_S = 0.01
 EMBEDDED_FETCH_MAX_WAIT_MS = 10
 
@@ -157,7 +158,10 @@ def _bench_settings(settings: Settings, bootstrap: str, partitions: int, embedde
         # Apache Kafka answers a fetch as soon as a record arrives; the embedded broker holds
         # it to fetch.max.wait.ms, which would measure the broker's wait, not the daemon.
         update["fetch_max_wait_ms"] = EMBEDDED_FETCH_MAX_WAIT_MS
-    return settings.model_copy(update={"kafka": settings.kafka.model_copy(update=update)})
+    # The bench reads its daemon's counters itself: no HTTP port to clash with another daemon.
+    service = settings.service.model_copy(update={"metrics_port": 0})
+    return settings.model_copy(update={"kafka": settings.kafka.model_copy(update=update),
+                                       "service": service})
 
 
 def _in_child(fn: Callable[..., dict], *args: Any) -> dict:
@@ -203,7 +207,8 @@ def _child_main(fn: Callable[..., dict], args: tuple, results: Any) -> None:
 @contextlib.contextmanager
 def _members(settings: Settings, n: int) -> Iterator[None]:
     """`n` more daemons (`detector run` processes) in the bench daemon's group, started
-    before it so that all join the group together."""
+    before it so that all join the group together: the bench goes on once each one serves
+    /healthz, which it does a moment before it subscribes (its imports take seconds)."""
     k = settings.kafka
     env = dict(os.environ)  # the caller's DETECTOR_* settings, as for the bench's daemon
     env.update({"DETECTOR_KAFKA_BOOTSTRAP_SERVERS": k.bootstrap_servers,
@@ -213,17 +218,21 @@ def _members(settings: Settings, n: int) -> Iterator[None]:
                 "DETECTOR_KAFKA_SESSION_TIMEOUT_MS": str(k.session_timeout_ms),
                 "DETECTOR_KAFKA_HEARTBEAT_INTERVAL_MS": str(k.heartbeat_interval_ms),
                 "DETECTOR_KAFKA_FETCH_MAX_WAIT_MS": str(k.fetch_max_wait_ms),
-                "DETECTOR_SERVICE_METRICS_PORT": "0", "DETECTOR_LOG_LEVEL": "WARNING",
+                "DETECTOR_SERVICE_METRICS_BIND": "127.0.0.1", "DETECTOR_LOG_LEVEL": "WARNING",
                 "DETECTOR_LOG_FORMAT": "json"})
-    procs = [subprocess.Popen([sys.executable, "-m", "detector", "run"], env=env,
+    ports = [free_port() for _ in range(n)]
+    procs = [subprocess.Popen([sys.executable, "-m", "detector", "run"],
+                              env={**env, "DETECTOR_SERVICE_METRICS_PORT": str(port)},
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-             for _ in range(n)]
+             for port in ports]
     try:
-        time.sleep(MEMBER_START_S if procs else 0.0)  # imports; then they join with us
-        for proc in procs:
-            if proc.poll() is not None:
-                raise DetectorError(f"a bench member exited with {proc.returncode}: "
-                                    f"{proc.stderr.read().decode()[-500:] if proc.stderr else ''}")
+        for proc, port in zip(procs, ports, strict=True):
+            try:
+                wait_until(lambda port=port: http_status(port, "/healthz") == 200, proc,
+                           "a bench member to start", MEMBER_START_TIMEOUT_S)
+            except RuntimeError as exc:
+                tail = proc.stderr.read().decode()[-500:] if proc.poll() is not None else ""
+                raise DetectorError(f"{exc} {tail}") from None
         yield
     finally:
         for proc in procs:
@@ -250,8 +259,8 @@ def _running(daemon: _TimedDaemon) -> Iterator[threading.Thread]:
     finally:
         daemon.request_stop()
         thread.join()
-    if failure:
-        raise DetectorError(f"the daemon failed: {failure[0]!r}") from failure[0]
+        if failure:  # the cause, rather than what the bench saw of it
+            raise DetectorError(f"the daemon failed: {failure[0]!r}") from failure[0]
 
 
 def _throughput(daemon: _TimedDaemon, thread: threading.Thread, settings: Settings,

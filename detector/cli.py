@@ -43,6 +43,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("detector.cli_config", "config_command"),
 }
 
+# The daemon's commands log to stdout, as containers are expected to; the others keep stdout
+# for their results.
+LOG_TO_STDOUT = frozenset({"run", "simulate"})
+
 log = structlog.get_logger("detector.cli")
 
 
@@ -122,8 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
                                "the three profiles beside the official scoreboard; then "
                                "everything `bench corpus` prints (the shipped threshold beside "
                                "the swept one, a rolling z-score baseline).")
-    nab.add_argument("--nab-root", type=Path, required=True, help="NAB folder (data/, labels/, "
-                     "config/)")
+    nab.add_argument("--nab-root", type=Path, default=None, help="NAB folder (data/, labels/, "
+                     "config/); default: NAB_ROOT, ../shared/nab beside the checkout, or NAB "
+                     "at a pinned commit downloaded into ~/.cache/lstm-detector (checksummed)")
     add_run_options(nab, "the scoreboard")
     add_corpus_benches(bench_sub)
 
@@ -202,11 +207,14 @@ def main(argv: Sequence[str] | None = None, stop: threading.Event | None = None)
     except SettingsError as exc:
         print(f"detector: configuration error: {blame_flag(str(exc), args)}", file=sys.stderr)
         return EXIT_USAGE
-    configure_logging(settings.log.level, settings.log.format)
+    configure_logging(settings.log.level, settings.log.format,
+                      kafka_level=settings.log.kafka_level,
+                      stream="stdout" if args.command in LOG_TO_STDOUT else "stderr")
     module, name = COMMANDS[args.command]
     # Imported on use: `detector --help` and `config` stay fast, the demo's deps stay optional.
-    handler = getattr(importlib.import_module(module), name)
     try:
+        _check_temp_dir()
+        handler = getattr(importlib.import_module(module), name)
         return int(handler(args, settings))
     except (SettingsError, BrokerUnavailableError) as exc:
         print(f"detector: configuration error: {blame_flag(str(exc), args)}", file=sys.stderr)
@@ -217,6 +225,19 @@ def main(argv: Sequence[str] | None = None, stop: threading.Event | None = None)
     except DetectorError as exc:
         log.error("fatal", error=str(exc))
         return EXIT_FAILURE
+
+
+def _check_temp_dir() -> None:
+    """torch's import needs a writable temporary folder; without one it fails deep inside."""
+    import tempfile  # noqa: PLC0415
+
+    try:
+        tempfile.gettempdir()
+    except FileNotFoundError:
+        raise SettingsError(f"TMPDIR: no writable temporary folder (TMPDIR="
+                            f"{os.environ.get('TMPDIR', '')!r}, /tmp, /var/tmp, the working "
+                            "folder): point TMPDIR at a writable volume, e.g. /var/lib/detector "
+                            "in the image") from None
 
 
 def _require_bootstrap(settings: Settings) -> None:
@@ -286,9 +307,12 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
 
         return run_command(args, EngineConfig.from_settings(settings))
     from detector.nab.bench import render_table, run_bench  # noqa: PLC0415
+    from detector.nab.locate import locate  # noqa: PLC0415
 
     try:
-        summary = run_bench(args.nab_root, args.out, EngineConfig.from_settings(settings),
+        corpus = locate(args.nab_root)
+        print(f"NAB corpus: {corpus.root} ({corpus.source})")
+        summary = run_bench(corpus.root, args.out, EngineConfig.from_settings(settings),
                             jobs=max(1, args.jobs), patterns=args.files)
     except (FileNotFoundError, ValueError) as exc:
         print(f"detector: {exc}", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 Each input partition has its own Engine, so a partition's scores depend only on its own
 records, in offset order. Every commit interval, as soon as the input runs dry, and at
-shutdown, a checkpoint (detector/checkpoint.py) waits for the alerts, writes the changed state
+shutdown, a checkpoint (detector/state/checkpoint.py) waits for the alerts, writes the changed state
 to the changelog and then commits the offsets; on assignment a partition's state is restored
 from the changelog as of the committed offset. A crash therefore re-processes at most about one
 and a half intervals of input (the interval and the checkpoint being written) from the very
@@ -26,11 +26,13 @@ import structlog
 from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import AuthorizationError, KafkaError
 
-from detector.alerts import Alert
+from detector.alerts import Alert, alert_log_fields
 from detector.engine import Engine, EngineConfig, Event, Rejection
 from detector.errors import SettingsError
+from detector.input_topic import InputTopic
 from detector.io.kafka import build_consumer, ensure_topics
 from detector.io.outbox import Outbox
+from detector.memory_budget import check_budget
 from detector.partitions import Partitions, name
 from detector.records import BadRecord, Coordinates, Limits, parse_event
 from detector.settings import Settings
@@ -70,8 +72,9 @@ class _Rebalance(ConsumerRebalanceListener):
     """Notes the assignment; the main loop acts on it after poll() returns (kafka-python 3
     runs listeners on its I/O thread, where no blocking client call is allowed)."""
 
-    def __init__(self, telemetry: Telemetry) -> None:
+    def __init__(self, telemetry: Telemetry, max_partitions: int = 0) -> None:
         self.telemetry = telemetry
+        self.max_partitions = max_partitions
         self._lock = threading.Lock()
         self._assigned: set[TopicPartition] | None = None
         self.assignments = 0  # how many assignments the group has handed out to this member
@@ -84,6 +87,10 @@ class _Rebalance(ConsumerRebalanceListener):
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self.telemetry.assigned(tp.partition for tp in assigned)
         log.info("partitions_assigned", partitions=sorted(name(tp) for tp in assigned))
+        if 0 < self.max_partitions < len(assigned):
+            log.warning("partitions_over_memory_budget", partitions=len(assigned),
+                        max_partitions=self.max_partitions,
+                        detail="memory was checked for DETECTOR_STATE_MAX_PARTITIONS only")
         with self._lock:
             self._assigned = set(assigned)
             self.assignments += 1
@@ -122,6 +129,7 @@ class Daemon:
         self.checkpoint: Checkpoint | None = None
         self.partitions: Partitions | None = None
         self._bad_logged = 0
+        self._stats_at, self._stats_events = time.monotonic(), 0  # of the last progress line
         self._poll_error: str | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -171,7 +179,13 @@ class Daemon:
             spread_s=self.settings.service.commit_interval_s * CHECKPOINT_SPREAD)
         self.partitions = Partitions(self.settings, self.engine_config, self.consumer,
                                      self.checkpoint, self.outbox, self.telemetry)
-        self._rebalance = _Rebalance(self.telemetry)
+        self._rebalance = _Rebalance(self.telemetry, self.settings.state.max_partitions)
+        self.input_topic = InputTopic(self.consumer, k.input_topic, self.telemetry)
+        topic_partitions = self.input_topic.wait(self._stop, self.telemetry.loop_turned)
+        if topic_partitions is None:  # stopped while waiting for the topic
+            self._close(0.0, clean=False)
+            return
+        check_budget(self.settings, topic_partitions)
         self.consumer.subscribe([k.input_topic], listener=self._rebalance)
         # The heap holds ~10^6 objects from imports (torch, numpy, kafka) that live as long as
         # the process; a full collection walking them paused the loop ~160 ms every few
@@ -181,7 +195,7 @@ class Daemon:
         log.info("daemon_started", input_topic=k.input_topic, output_topic=k.output_topic,
                  group_id=k.group_id, bootstrap_servers=k.bootstrap_servers,
                  changelog_topic=k.changelog if self.settings.state.checkpoints else None)
-        started = last_stats = last_commit = time.monotonic()
+        started = last_commit = self._stats_at = time.monotonic()
         eager_after = started  # an idle daemon checkpoints at once, unless a commit failed
         interval = self.settings.service.commit_interval_s
         clean = False
@@ -212,6 +226,7 @@ class Daemon:
                 lag = self.telemetry.observe_loop(self.consumer,
                                                   {tp: w.engine for tp, w in self.parts.items()})
                 behind = lag >= k.max_poll_records
+                self.input_topic.recheck(assigned=bool(self.parts or self.partitions.pending))
                 now = time.monotonic()
                 idle = not batch  # nothing came for a poll timeout (5 ms while in flight)
                 if self.checkpoint.in_flight:
@@ -228,9 +243,8 @@ class Daemon:
                           and any(w.moved for w in self.parts.values()))):
                     self.checkpoint.start(self.parts)
                     last_commit = now
-                if now - last_stats >= self.settings.service.stats_interval_s:
+                if now - self._stats_at >= self.settings.service.stats_interval_s:
                     self._log_stats(now - started)
-                    last_stats = now
             clean = True
         finally:
             self._close(time.monotonic() - started, clean)
@@ -263,6 +277,8 @@ class Daemon:
         """After a checkpoint: a commit is a round trip to the group coordinator; a record the
         broker did not acknowledge means the work since the last commit is done again."""
         assert self.partitions is not None
+        if outcome.refused:
+            self.telemetry.checkpoint_failed()
         if outcome.committed:
             self.telemetry.broker_answered()
         if outcome.undelivered is not None:
@@ -283,12 +299,19 @@ class Daemon:
         log.info("daemon_stopped")
 
     def _log_stats(self, elapsed: float) -> None:
+        """The progress line: totals, the rate since the last line and the average since
+        start-up."""
         c = self.counters
         self._bad_logged = 0
+        now = time.monotonic()
+        since = now - self._stats_at
+        rate = (c.events - self._stats_events) / since if since > 0 else 0.0
+        self._stats_at, self._stats_events = now, c.events
         log.info("progress", events=c.events, alerts=c.alerts, bad_records=c.bad_records,
                  bad_records_unlogged=c.bad_records_unlogged, evictions=c.evictions,
                  streams=sum(len(w.engine.arena) for w in self.parts.values()),
-                 events_per_s=round(c.events / elapsed, 1) if elapsed > 0 else 0.0)
+                 events_per_s=round(rate, 1),
+                 events_per_s_avg=round(c.events / elapsed, 1) if elapsed > 0 else 0.0)
 
     # -- one batch ------------------------------------------------------------------------
 
@@ -342,6 +365,7 @@ class Daemon:
                                                 value=alert.to_json()))
                 self.counters.alerts += 1
                 self.telemetry.alert_published(alert.severity)
+                log.info("alert", **alert_log_fields(alert))
                 self.counters.by_severity[alert.severity] = (
                     self.counters.by_severity.get(alert.severity, 0) + 1)
             scored = result.rejected.count(None)

@@ -25,6 +25,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from detector.units import memory_size_bytes
+
 ENV_PREFIX = "DETECTOR_"
 
 
@@ -88,11 +90,14 @@ class KafkaSettings(_Section):
     connect_timeout_ms: int = Field(30_000, ge=100, le=600_000, description="How long to try "
                                     "reaching the cluster at start-up before giving up (exit 2).")
     create_topics: bool = Field(False, description="Create the input, output and dead-letter "
-                                "topics at start-up when they are missing.")
+                                "topics at start-up when they are missing (the changelog is "
+                                "created when missing either way).")
     topic_partitions: int = Field(4, ge=1, le=10_000, description="Partitions of topics created "
                                   "by create_topics.")
-    replication_factor: int = Field(1, ge=1, le=10, description="Replication factor of topics "
-                                    "created by create_topics.")
+    replication_factor: int = Field(-1, ge=-1, le=10, description="Replicas of the topics the "
+                                    "daemon creates (the changelog when missing; with "
+                                    "create_topics the others); -1 = the broker's "
+                                    "default.replication.factor (Kafka 2.4+).")
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="Kafka security protocol.")
     sasl_mechanism: Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
@@ -151,6 +156,9 @@ class KafkaSettings(_Section):
             path = getattr(self, name)
             if path and not (Path(path).is_file() and os.access(path, os.R_OK)):
                 raise ValueError(f"{name}: {path!r} is not a readable file")
+        if self.replication_factor == 0:
+            raise ValueError("replication_factor: must be -1 (the broker's default) or at "
+                             "least 1")
         if self.ssl_keyfile and not self.ssl_certfile:
             raise ValueError("ssl_certfile is required with ssl_keyfile (mutual TLS needs "
                              "the client certificate)")
@@ -279,13 +287,19 @@ class StateSettings(_Section):
                                  "are rejected as bad input.")
     max_stream_id_length: int = Field(256, ge=1, le=4_096, description="Longer stream ids are "
                                       "rejected as bad input.")
+    max_partitions: int = Field(0, ge=0, le=100_000, description="Most input partitions one "
+                                "member is sized to hold (README, Memory); 0 = every partition "
+                                "of the input topic, as when it is the only member up.")
 
 
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     format: Literal["auto", "json", "console"] = Field(
-        "auto", description="json for production, console for a terminal; auto picks console "
-        "on a TTY.")
+        "auto", description="json for production (one JSON object per line, with `severity`), "
+        "console for a terminal; auto picks console on a TTY.")
+    kafka_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "WARNING", description="Level of kafka-python's own log lines (connection losses, "
+        "coordinator changes), written in the same format as the daemon's.")
 
 
 class ServiceSettings(_Section):
@@ -299,6 +313,9 @@ class ServiceSettings(_Section):
                                      "offsets committed. After a crash at most about 1.5 times "
                                      "this much input is processed again; each checkpoint "
                                      "rewrites every stream that changed (~3.2 KB each).")
+    memory_limit: str = Field("", description="Memory the daemon may use (bytes, 2Gi, "
+                              "1500Mi); empty = the cgroup limit, if any. The daemon exits 2 at "
+                              "start-up when its streams cannot fit (README, Memory).")
     metrics_port: int = Field(9108, ge=0, le=65_535, description="HTTP port of the Prometheus "
                               "/metrics, /healthz (liveness) and /readyz (readiness) endpoints "
                               "of `run`; 0 = no HTTP server.")
@@ -306,6 +323,13 @@ class ServiceSettings(_Section):
     metrics_bind: str = Field("0.0.0.0", min_length=1,  # noqa: S104
                               description="Address the metrics and probe endpoints listen on "
                               "(127.0.0.1 = this host only).")
+
+
+    @model_validator(mode="after")
+    def _check_memory_limit(self) -> ServiceSettings:
+        if self.memory_limit:
+            memory_size_bytes(self.memory_limit, "memory_limit")
+        return self
 
 
 class Settings(BaseSettings):

@@ -96,7 +96,6 @@ def _describe(exc: ValidationError) -> str:
     message = first["msg"].removeprefix("Value error, ")
     if len(loc) == 1 and first.get("type") == "value_error":
         # A cross-field check of a section: its message starts with the field it blames.
-        message = message.removeprefix("Value error, ")
         blamed = message.split(":")[0].split()[0]
         loc.append(blamed)
         message = message.removeprefix(f"{blamed}: ")

@@ -3,11 +3,14 @@
 `Telemetry` owns a private CollectorRegistry (no process-wide default registry, so several
 daemons in one process never collide) and a small HTTP server in a daemon thread:
 
-- `GET /metrics`: the registry in the Prometheus text format;
+- `GET /metrics`: the registry, by prometheus_client's own exposition (the Prometheus text
+  format or OpenMetrics as the scraper's Accept header asks, gzip when accepted), with the
+  process and Python collectors beside the daemon's metrics;
 - `GET /healthz`: 200 while the poll loop turns; 503 once it has not turned for longer than
   `max_poll_interval` (a stuck loop the broker would also evict from the group);
 - `GET /readyz`: 200 once the member has joined its group, every assigned partition's state
-  is restored and the broker answered within the session timeout; 503 with a JSON reason else.
+  is restored, the input topic exists and the broker answered within the session timeout; 503
+  with the JSON reasons else.
 
 The daemon calls the recording methods from its poll loop and rebalance listener; the HTTP
 thread only reads. Lag, live streams and training loss are sampled in the loop thread after
@@ -17,24 +20,30 @@ each poll, because the Kafka consumer and the engines are not safe to touch from
 from __future__ import annotations
 
 import math
+import platform
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import metadata
 from typing import Any
 
 import orjson
 import structlog
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
-    generate_latest,
+    Info,
+    MetricsHandler,
+    PlatformCollector,
+    ProcessCollector,
 )
 
+from detector import __version__
 from detector.engine.types import REJECTION_KINDS
 from detector.errors import SettingsError
 from detector.settings import Settings
@@ -62,6 +71,7 @@ class Telemetry:
         self._broker_reachable: bool | None = None  # None until the broker first answered
         self._coordinator = ""  # host:port of the group coordinator, as last known
         self._joined = False
+        self._missing_topic: str | None = None
         self._restored: dict[int, bool] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -112,12 +122,27 @@ class Telemetry:
                                           buckets=STATE_BUCKETS, registry=r)
         self.restored_streams = Counter("detector_restored_streams", "Streams restored from "
                                         "saved state on assignment.", registry=r)
+        self.checkpoint_failures = Counter("detector_checkpoint_failures", "Checkpoints whose "
+                                           "offset commit the group refused or the "
+                                           "coordinator did not answer.", registry=r)
+        self.last_checkpoint = Gauge("detector_last_checkpoint_timestamp_seconds", "Unix time "
+                                     "of the last checkpoint that completed.", registry=r)
+        broker = Gauge("detector_broker_connected", "1 while the broker answered within the "
+                       "session timeout (as /readyz judges it), else 0.", registry=r)
+        broker.set_function(lambda: float(self.broker_connected()))
+        ready = Gauge("detector_ready", "1 while /readyz answers 200, else 0.", registry=r)
+        ready.set_function(lambda: float(self.readiness()[0]))
+        Info("detector_build", "Versions of this build.", registry=r).info(build_info())
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
         for kind in REJECTION_KINDS:
             self.bad_records.labels(reason=kind)
 
     def metric_names(self) -> frozenset[str]:
         """Every series name /metrics can carry (`_total` of counters, histogram parts)."""
-        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"),
+                    "info": ("_info",)}
         return frozenset(fam.name + suffix for fam in self.registry.collect()
                          for suffix in suffixes.get(fam.type, ("",)))
 
@@ -166,6 +191,16 @@ class Telemetry:
         self.batches.inc()
         self.batch_latency.observe(seconds)
 
+    def loop_turned(self) -> None:
+        """The poll loop (or the wait for the input topic) is alive."""
+        with self._lock:
+            self._loop_turned_at = self._clock()
+
+    def input_topic_missing(self, topic: str | None) -> None:
+        """The input topic does not exist (None: it does)."""
+        with self._lock:
+            self._missing_topic = topic
+
     def broker_answered(self, at: float | None = None) -> None:
         """The broker completed a request (a commit, a heartbeat) at `at` (monotonic)."""
         at = self._clock() if at is None else at
@@ -175,8 +210,7 @@ class Telemetry:
     def observe_loop(self, consumer: Any, engines: Mapping[Any, Any]) -> int:
         """Once per poll-loop turn: liveness, lag, broker contact, streams and loss. Returns
         the lag summed over the assigned partitions (as far as fetches have told)."""
-        with self._lock:
-            self._loop_turned_at = self._clock()
+        self.loop_turned()
         total = 0
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
@@ -262,6 +296,10 @@ class Telemetry:
 
     def checkpoint_done(self, seconds: float) -> None:
         self.checkpoint_duration.observe(seconds)
+        self.last_checkpoint.set_to_current_time()
+
+    def checkpoint_failed(self) -> None:
+        self.checkpoint_failures.inc()
 
     # -- probes ---------------------------------------------------------------------------
 
@@ -274,17 +312,29 @@ class Telemetry:
                                      f"(limit {self.stall_after_s:g}s)"}
         return True, {"status": "ok"}
 
+    def _broker_silent_s(self) -> float:
+        with self._lock:
+            return self._clock() - self._broker_ok_at
+
+    def broker_connected(self) -> bool:
+        """The broker answered within the session timeout: the one judgement of broker
+        contact, for /readyz and the detector_broker_connected gauge."""
+        return self._broker_silent_s() <= self.broker_stale_after_s
+
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         with self._lock:
             joined, pending = self._joined, sorted(p for p, ok in self._restored.items()
                                                    if not ok)
-            silent = self._clock() - self._broker_ok_at
+            missing = self._missing_topic
+        silent = self._broker_silent_s()
         reasons = []
+        if missing is not None:
+            reasons.append(f"input topic {missing!r} does not exist")
         if not joined:
             reasons.append("no partition assignment yet")
         if pending:
             reasons.append(f"state of partitions {pending} not restored")
-        if silent > self.broker_stale_after_s:
+        if not self.broker_connected():
             reasons.append("no broker answer " + (f"for {silent:.0f}s" if math.isfinite(silent)
                                                   else "yet"))
         if reasons:
@@ -304,6 +354,18 @@ def last_heartbeat(consumer: Any) -> float | None:
     return received if received is not None and math.isfinite(received) else None
 
 
+def build_info() -> dict[str, str]:
+    """detector_build_info's labels: this package and what it runs on."""
+    def version(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "unknown"
+
+    return {"version": __version__, "python": platform.python_version(),
+            "torch": version("torch"), "kafka_python": version("kafka-python")}
+
+
 def coordinator_address(consumer: Any) -> str | None:
     """host:port of the consumer's group coordinator, when it knows one (private attributes of
     kafka-python, read defensively: a log line is all that depends on them)."""
@@ -320,12 +382,13 @@ def coordinator_address(consumer: Any) -> str | None:
 
 
 def _handler(telemetry: Telemetry) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(MetricsHandler):
+        registry = telemetry.registry
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
-                self._send(HTTPStatus.OK, generate_latest(telemetry.registry),
-                           CONTENT_TYPE_LATEST)
+                super().do_GET()
             elif path in ("/healthz", "/readyz"):
                 ok, body = telemetry.health() if path == "/healthz" else telemetry.readiness()
                 self._send(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE,

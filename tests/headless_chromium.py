@@ -2,7 +2,7 @@
 downloads): load a page, collect its JavaScript errors and network requests, evaluate
 expressions, take screenshots.
 
-Chromium is Debian's `chromium` package, installed by scripts/setup-browser (or the binary
+Chromium is Debian's `chromium` package, installed by scripts/test-tools (or the binary
 named by DETECTOR_TEST_CHROMIUM).
 """
 

@@ -68,6 +68,10 @@ def build_consumer(k: KafkaSettings, *, group_id: str | None = None) -> KafkaCon
             # The classic protocol: KIP-848 groups are not supported everywhere yet.
             partition_assignment_strategy=_assignors(),
             group_instance_id=k.group_instance_id or None,
+            # Subscribing must never create the input topic (a misspelt name would become an
+            # empty topic the daemon waits on, ready): it is created by create_topics or by
+            # the operator, and the daemon waits for it (detector/input_topic.py).
+            allow_auto_create_topics=False,
         )
     except KafkaTimeoutError as exc:
         raise _unreachable(k, exc) from None

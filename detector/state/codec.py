@@ -132,5 +132,7 @@ def load_records(engine: Engine, shared: bytes, streams: Iterable[bytes]) -> Non
     """Decode a partition's engine record and stream records into the fresh `engine`;
     ValueError with the reason when a record is not readable under its settings."""
     layout = engine.arena.specs
+    # One stream decoded at a time: a list of every decoded stream would hold ~30 small
+    # array views per stream at once, several times the arena's own bytes.
     engine.restore(decode_shared(shared, engine.config.shape),
-                   [decode_stream(v, layout) for v in streams])
+                   (decode_stream(v, layout) for v in streams))

@@ -11,7 +11,7 @@ import pytest
 from detector.bench.corpus import NAB_PROFILES, Corpus, RootCause, select
 from detector.nab.corpus import load_profiles
 from tests.unit.bench_factories import write_corpus
-from tests.unit.test_nab_scorer import nab_root
+from tests.unit.test_nab_scorer import SUBSET
 
 
 def rows(n: int, value: float = 1.0) -> list[list[float]]:
@@ -65,7 +65,7 @@ def test_profiles_come_from_config_when_present(tmp_path: Path) -> None:
 
 
 def test_builtin_profiles_equal_nabs_profiles_json() -> None:
-    assert NAB_PROFILES == tuple(load_profiles(nab_root()).values())
+    assert NAB_PROFILES == tuple(load_profiles(SUBSET).values())
 
 
 @pytest.mark.parametrize("broken, message", [

@@ -186,7 +186,8 @@ def test_config_check_masks_secrets_read_from_files(clean_env, capsys, tmp_path:
 def test_run_logs_never_show_secrets_even_at_debug_level(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "DETECTOR_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
            "DETECTOR_KAFKA_CONNECT_TIMEOUT_MS": "500", "DETECTOR_LOG_LEVEL": "DEBUG",
-           "DETECTOR_LOG_FORMAT": "json", **sasl_env(tmp_path)}
+           "DETECTOR_LOG_FORMAT": "json", "DETECTOR_SERVICE_METRICS_PORT": "0",
+           **sasl_env(tmp_path)}
     proc = subprocess.run([sys.executable, "-m", "detector", "run"], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     logged = proc.stdout + proc.stderr

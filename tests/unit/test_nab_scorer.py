@@ -1,6 +1,11 @@
 """Our NAB corpus access and scorer: hand-computed cases, the run loader, and agreement with the
 reference scorer (../shared/nab/nab_score.py) to 1e-6.
 
+The corpus checks run on the two categories shipped in tests/data/nab; beside a checkout with
+../shared/nab (as in CI) the full corpus and the live reference scorer are used too. On a
+fresh clone the reference scorer's answers come from tests/data/nab/reference_scores.json,
+which a test checks against the live scorer wherever it is present.
+
 Hand-computed cases use sigma(y) = 2 / (1 + e^(5y)) - 1 = -tanh(5y / 2), so that
 sigma(-1) = tanh(2.5) = 0.98661429815143, the credit at a window's left edge.
 """
@@ -17,6 +22,7 @@ import numpy as np
 import pytest
 
 from detector.nab.corpus import PROFILE_NAMES, NabCorpus, Profile
+from detector.nab.locate import mismatches, read_manifest
 from detector.nab.scorer import (
     FileScore,
     baselines,
@@ -36,12 +42,27 @@ LOW_FN = Profile("reward_low_FN_rate", tp=1.0, fp=0.11, fn=2.0)
 REFERENCE_CATEGORIES = ("artificialWithAnomaly", "realAdExchange")
 
 
-def nab_root() -> Path:
-    """NAB_ROOT if set, else <repo>/../shared/nab; a missing corpus fails the test."""
-    root = Path(os.environ.get("NAB_ROOT", REPO.parent / "shared" / "nab"))
-    if not (root / "data").is_dir() or not (root / "nab_score.py").is_file():
-        pytest.fail(f"NAB corpus not found at {root}: set NAB_ROOT to the folder holding "
-                    "data/, labels/, config/ and nab_score.py")
+SUBSET = REPO / "tests" / "data" / "nab"
+RECORDED = SUBSET / "reference_scores.json"
+
+
+def full_nab_root() -> Path | None:
+    """The whole corpus with the reference scorer: NAB_ROOT (a missing one fails the test:
+    CI sets it), else ../shared/nab beside the checkout, else None (a fresh clone)."""
+    if os.environ.get("NAB_ROOT"):
+        root = Path(os.environ["NAB_ROOT"])
+        if not (root / "data").is_dir() or not (root / "nab_score.py").is_file():
+            pytest.fail(f"NAB_ROOT={root} holds no NAB corpus with nab_score.py")
+        return root
+    root = REPO.parent / "shared" / "nab"
+    return root if (root / "nab_score.py").is_file() else None
+
+
+def require_full_nab_root() -> Path:
+    root = full_nab_root()
+    if root is None:
+        pytest.skip("the full NAB corpus is not beside this clone (NAB_ROOT, ../shared/nab); "
+                    "the shipped subset is checked instead")
     return root
 
 
@@ -228,14 +249,34 @@ def test_load_run_missing_file_raises_unless_allowed(tmp_path: Path) -> None:
     assert load_run(tmp_path / "run", corpus, allow_missing=True) == {}
 
 
+def test_load_corpus_shipped_subset_matches_documented_counts() -> None:
+    corpus = NabCorpus(SUBSET)
+    assert {rel.split("/", 1)[0] for rel in corpus.files} == set(REFERENCE_CATEGORIES)
+    assert tuple(p.name for p in corpus.profiles) == PROFILE_NAMES
+    assert corpus.load("realAdExchange/exchange-2_cpc_results.csv").probation == 243  # 1,624
+    datas = [corpus.load(rel) for rel in corpus.files]  # counts from the corpus README
+    assert len(datas) == 12 and sum(d.n for d in datas) == 24_192 + 9_610
+    assert sum(len(d.windows) for d in datas) == 6 + 14
+    assert sum(right - left + 1 for d in datas for left, right in d.windows) == 2_418 + 960
+
+
+def test_shipped_subset_is_byte_identical_to_the_pinned_corpus() -> None:
+    manifest = read_manifest()
+    shipped = {rel: digest for rel, digest in manifest.items()
+               if not rel.startswith("data/") or rel.split("/")[1] in REFERENCE_CATEGORIES}
+    assert len(shipped) == 12 + 3  # the data files, the windows, the profiles, the licence
+    assert mismatches(SUBSET, shipped) == []
+
+
 def test_load_corpus_real_nab_matches_documented_counts() -> None:
-    corpus = NabCorpus(nab_root())
+    root = require_full_nab_root()
+    assert mismatches(root, read_manifest()) == [], "not the pinned NAB commit"
+    corpus = NabCorpus(root)
     assert len(corpus.files) == 58 and "realKnownCause/nyc_taxi.csv" in corpus.files
     assert tuple(p.name for p in corpus.profiles) == PROFILE_NAMES
     taxi = corpus.load("realKnownCause/nyc_taxi.csv")
     assert taxi.n == 10320 and taxi.probation == 750
     assert [right - left + 1 for left, right in taxi.windows] == [207] * 5
-    assert corpus.load("realAdExchange/exchange-2_cpc_results.csv").probation == 243  # 1,624
     datas = [corpus.load(rel) for rel in corpus.files]  # totals from the corpus README
     assert sum(d.n for d in datas) == 365_558 and sum(d.probation for d in datas) == 32_716
     assert sum(len(d.windows) for d in datas) == 116
@@ -245,7 +286,7 @@ def test_load_corpus_real_nab_matches_documented_counts() -> None:
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, NabCorpus]:
     """Random scores (fixed seed, 3 decimals so thresholds tie) on two small categories."""
-    corpus = NabCorpus(nab_root())
+    corpus = NabCorpus(SUBSET)
     run_dir = tmp_path_factory.mktemp("reference") / "run"
     rng = np.random.default_rng(20240607)
     for rel in corpus.files:
@@ -260,18 +301,55 @@ def reference_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict,
     return run_dir, run, corpus
 
 
-def reference(run_dir: Path, *args: str) -> dict:
-    root = nab_root()
+# The reference scorer's answers the tests ask for: name -> (categories, fixed threshold,
+# thresholds fitted on this category).
+REFERENCE_CALLS: dict[str, tuple[tuple[str, ...], str | None, str | None]] = {
+    "both": (REFERENCE_CATEGORIES, None, None),
+    "both at 0.5": (REFERENCE_CATEGORIES, "0.5", None),
+    **{c: ((c,), None, None) for c in REFERENCE_CATEGORIES},
+    **{f"{held} fitted on {fitted}": ((held,), None, fitted)
+       for held, fitted in (REFERENCE_CATEGORIES, REFERENCE_CATEGORIES[::-1])},
+}
+
+
+def live_reference(root: Path, run_dir: Path, name: str) -> dict:
+    files, threshold, fitted_on = REFERENCE_CALLS[name]
+    args = ["--files", *files]
+    if threshold:
+        args += ["--threshold", threshold]
+    if fitted_on:
+        fitted = run_dir.parent / f"fit_{fitted_on}.json"
+        fitted.write_text(json.dumps(live_reference(root, run_dir, fitted_on)))
+        args += ["--thresholds", str(fitted)]
     proc = subprocess.run([sys.executable, str(root / "nab_score.py"), str(run_dir),
-                           "--nab-root", str(root), "--quiet", *args],
+                           "--nab-root", str(SUBSET), "--quiet", *args],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout)
+    answer = json.loads(proc.stdout)
+    return {key: answer[key] for key in ("profiles", "per_file")}  # not its paths
+
+
+def reference(run_dir: Path, name: str) -> dict:
+    """The reference scorer's summary of the run: live beside a full corpus, else recorded."""
+    root = full_nab_root()
+    if root is None:
+        return json.loads(RECORDED.read_text())[name]
+    return live_reference(root, run_dir, name)
+
+
+def test_recorded_reference_answers_equal_the_live_reference_scorer(reference_run) -> None:
+    """NAB_RECORD_REFERENCE=1 rewrites the recording (after a change of the random run)."""
+    root = require_full_nab_root()
+    run_dir = reference_run[0]
+    live = {name: live_reference(root, run_dir, name) for name in REFERENCE_CALLS}
+    if os.environ.get("NAB_RECORD_REFERENCE"):
+        RECORDED.write_text(json.dumps(live, indent=1, sort_keys=True) + "\n")
+    assert json.loads(RECORDED.read_text()) == live
 
 
 def test_score_corpus_random_run_agrees_with_reference_scorer(reference_run) -> None:
     run_dir, run, corpus = reference_run
-    theirs = reference(run_dir, "--files", *REFERENCE_CATEGORIES)
+    theirs = reference(run_dir, "both")
     ours = score_corpus(run, corpus)
     assert set(ours) == set(theirs["profiles"]) == set(PROFILE_NAMES)
     for name, ref in theirs["profiles"].items():
@@ -281,22 +359,20 @@ def test_score_corpus_random_run_agrees_with_reference_scorer(reference_run) -> 
         assert 0.0 < ours[name]["threshold"] < 1.0  # a real sweep, not the never-fire answer
         for rel, raw in ours[name]["per_file"].items():
             assert raw == pytest.approx(theirs["per_file"][rel][name]["raw_score"], abs=1e-6)
-    fixed = reference(run_dir, "--files", *REFERENCE_CATEGORIES, "--threshold", "0.5")
+    fixed = reference(run_dir, "both at 0.5")
     ours_fixed = score_corpus(run, corpus, dict.fromkeys(PROFILE_NAMES, 0.5))
     for name, ref in fixed["profiles"].items():
         assert ours_fixed[name]["score"] == pytest.approx(ref["score"], abs=1e-6)
 
 
-def test_held_out_random_run_agrees_with_reference_folds(reference_run, tmp_path: Path) -> None:
+def test_held_out_random_run_agrees_with_reference_folds(reference_run) -> None:
     run_dir, run, corpus = reference_run
     raw = dict.fromkeys(PROFILE_NAMES, 0.0)
     for held, fitted_on in (REFERENCE_CATEGORIES, REFERENCE_CATEGORIES[::-1]):
-        summary = tmp_path / f"fit_{fitted_on}.json"
-        summary.write_text(json.dumps(reference(run_dir, "--files", fitted_on)))
-        fold = reference(run_dir, "--files", held, "--thresholds", str(summary))
+        fold = reference(run_dir, f"{held} fitted on {fitted_on}")
         for name in PROFILE_NAMES:
             raw[name] += fold["profiles"][name]["raw_score"]
-    whole = reference(run_dir, "--files", *REFERENCE_CATEGORIES)["profiles"]
+    whole = reference(run_dir, "both")["profiles"]
     ours = held_out_leave_one_category_out(run, corpus)
     for name in PROFILE_NAMES:
         expected = normalise(raw[name], whole[name]["perfect_score"], whole[name]["null_score"])

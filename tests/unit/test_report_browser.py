@@ -45,7 +45,7 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Chrom
     binary = chromium_binary()
     if binary is None:
         pytest.fail("headless Chromium not found: scripts/test installs Debian's chromium "
-                    "(scripts/setup-browser, as root); or set DETECTOR_TEST_CHROMIUM")
+                    "(scripts/test-tools, as root); or set DETECTOR_TEST_CHROMIUM")
     root = tmp_path_factory.mktemp("browser")
     labels = write_inputs(root)
     run = replay_run(root)
