@@ -64,17 +64,16 @@ class Alert:
 
 
 def alert_log_fields(alert: Alert) -> dict[str, object]:
-    """The alert's log line: stream, score, severity, source and the metric that strayed
-    furthest from its forecast (in its own units, from the alert's expected and actual)."""
-    gaps = {name: abs(actual - expected) for name, actual in alert.actual.items()
-            if actual is not None and (expected := alert.expected.get(name)) is not None}
+    """The alert's log line: stream, score, severity, source and the metric that contributed
+    most to it (the first of its ranked metrics), with its expected and actual value."""
     fields: dict[str, object] = {
         "stream": alert.stream, "score": alert.score, "severity": alert.severity,
         "alert_id": alert.alert_id,
         "source": "{topic}[{partition}]@{offset}".format(**alert.source)}
-    if gaps:
-        top = max(gaps, key=gaps.__getitem__)
-        fields.update(top_metric=top, expected=alert.expected[top], actual=alert.actual[top])
+    if alert.metrics:
+        top = alert.metrics[0]
+        fields.update(top_metric=top["name"], share=top["share"], expected=top["expected"],
+                      actual=top["actual"])
     return fields
 
 

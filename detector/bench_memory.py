@@ -35,7 +35,7 @@ from kafka.admin import NewTopic
 
 from detector.broker import EmbeddedBroker, free_port
 from detector.memory_budget import arena_row_bytes, stream_budget_bytes
-from detector.settings import load_settings
+from detector.settings_env import load_settings
 
 METRICS = ("bytes_in", "bytes_out", "packets_in", "flows")
 READY_TIMEOUT_S = 180.0

@@ -208,7 +208,9 @@ def main(argv: Sequence[str] | None = None, stop: threading.Event | None = None)
         print(f"detector: configuration error: {blame_flag(str(exc), args)}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(settings.log.level, settings.log.format,
-                      kafka_level=settings.log.kafka_level,
+                      # `config --check` says in one line whether the cluster answered.
+                      kafka_level="CRITICAL" if args.command == "config"
+                      else settings.log.kafka_level,
                       stream="stdout" if args.command in LOG_TO_STDOUT else "stderr")
     module, name = COMMANDS[args.command]
     # Imported on use: `detector --help` and `config` stay fast, the demo's deps stay optional.

@@ -130,7 +130,7 @@ def test_disruption_budget_and_spread_select_the_detector_pods() -> None:
 def test_statefulset_memory_limit_fits_the_stream_cap_by_the_daemons_formula(clean_env
                                                                               ) -> None:
     from detector.memory_budget import check_budget
-    from detector.settings import load_settings
+    from detector.settings_env import load_settings
     from detector.units import memory_size_bytes
 
     sts = yaml.safe_load(STATEFULSET.read_text())

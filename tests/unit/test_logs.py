@@ -81,13 +81,14 @@ def test_configuring_twice_keeps_one_handler(capsys) -> None:
     assert len(capsys.readouterr().out.splitlines()) == 1
 
 
-def test_alert_log_fields_name_the_metric_furthest_from_its_forecast() -> None:
+def test_alert_log_fields_name_the_metric_that_contributed_most() -> None:
     alert = Alert.build(coords=Coordinates("metrics", 2, 18227), stream="edge-07/eth0",
                         ts=1.7e9, score=0.93, threshold=0.7, severity="critical", error=41.7,
                         expected={"bytes_in": 1.2e6, "packets_in": 1510.0, "flows": 41.0},
                         actual={"bytes_in": 1.1e6, "packets_in": 12100.0, "flows": float("nan")},
-                        model_version="m")
+                        ranked=[("packets_in", 0.9), ("bytes_in", 0.1)], model_version="m")
     fields = alert_log_fields(alert)
     assert fields == {"stream": "edge-07/eth0", "score": 0.93, "severity": "critical",
                       "alert_id": alert.alert_id, "source": "metrics[2]@18227",
-                      "top_metric": "bytes_in", "expected": 1.2e6, "actual": 1.1e6}
+                      "top_metric": "packets_in", "share": 0.9, "expected": 1510.0,
+                      "actual": 12100.0}

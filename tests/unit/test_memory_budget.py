@@ -18,7 +18,7 @@ from detector.memory_budget import (
     stream_budget_bytes,
     streams_that_fit,
 )
-from detector.settings import load_settings
+from detector.settings_env import load_settings
 from detector.units import memory_size_bytes
 
 

@@ -7,7 +7,7 @@ import pytest
 import detector.io.kafka as clients
 import detector.state.changelog as changelog
 from detector.errors import SettingsError
-from detector.settings import load_settings
+from detector.settings_env import load_settings
 
 
 class FakeAdmin:
