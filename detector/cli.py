@@ -34,10 +34,10 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("detector.cli", "_run"),
     "simulate": ("detector.cli", "_simulate"),
-    "demo": ("detector.demo", "run_demo"),
+    "demo": ("detector.sim.demo", "run_demo"),
     "replay": ("detector.cli", "_replay"),
-    "train": ("detector.cli_training", "train_command"),
-    "evaluate": ("detector.cli_training", "evaluate_command"),
+    "train": ("detector.offline.train_commands", "train_command"),
+    "evaluate": ("detector.offline.train_commands", "evaluate_command"),
     "bench": ("detector.cli", "_bench"),
     "report": ("detector.cli", "_report"),
     "config": ("detector.cli_config", "config_command"),
@@ -251,7 +251,7 @@ def _require_bootstrap(settings: Settings) -> None:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     import torch  # noqa: PLC0415 - keep `detector --help` fast
 
-    from detector.service import Daemon  # noqa: PLC0415
+    from detector.daemon.loop import Daemon  # noqa: PLC0415
 
     _require_bootstrap(settings)
     torch.set_num_threads(settings.model.threads)
@@ -266,8 +266,8 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm  # noqa: PLC0415
 
     from detector.engine import EngineConfig  # noqa: PLC0415
-    from detector.io.csv_format import check_input, discover  # noqa: PLC0415
-    from detector.io.csv_replay import replay_many  # noqa: PLC0415
+    from detector.offline.csv_format import check_input, discover  # noqa: PLC0415
+    from detector.offline.replay import replay_many  # noqa: PLC0415
 
     try:
         files = discover(args.inputs)
@@ -300,7 +300,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.bench == "throughput":
-        from detector.bench_throughput import run_throughput_bench  # noqa: PLC0415
+        from detector.bench.throughput import run_throughput_bench  # noqa: PLC0415
 
         return run_throughput_bench(args, settings)
     from detector.engine import EngineConfig  # noqa: PLC0415
@@ -308,8 +308,8 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         from detector.bench.commands import run_command  # noqa: PLC0415
 
         return run_command(args, EngineConfig.from_settings(settings))
-    from detector.nab.bench import render_table, run_bench  # noqa: PLC0415
-    from detector.nab.locate import locate  # noqa: PLC0415
+    from detector.bench.nab.bench import render_table, run_bench  # noqa: PLC0415
+    from detector.bench.nab.locate import locate  # noqa: PLC0415
 
     try:
         corpus = locate(args.nab_root)
@@ -322,14 +322,14 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     print(render_table(summary))
     print(f"scores: {args.out / 'scores'}; summary: {args.out / 'summary.json'}")
     if not args.no_report:
-        from detector.report import write_report  # noqa: PLC0415
+        from detector.offline.report import write_report  # noqa: PLC0415
 
         print(f"report: {write_report(args.out)}")
     return EXIT_OK
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
-    from detector.report import write_report  # noqa: PLC0415
+    from detector.offline.report import write_report  # noqa: PLC0415
 
     started = time.monotonic()
     try:
@@ -342,11 +342,11 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from detector.simulate import demo_plan, produce_traffic  # noqa: PLC0415
+    from detector.sim.produce import demo_plan, produce_traffic  # noqa: PLC0415
 
     _require_bootstrap(settings)
     if settings.kafka.create_topics:
-        from detector.io.kafka import ensure_topics  # noqa: PLC0415
+        from detector.daemon.kafka import ensure_topics  # noqa: PLC0415
 
         ensure_topics(settings.kafka, [settings.kafka.input_topic])
     plan = demo_plan(args.streams, args.steps, args.seed, args.incidents)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.broker import EmbeddedBroker
+from detector.sim.broker import EmbeddedBroker
 
 REPO = Path(__file__).resolve().parent.parent
 

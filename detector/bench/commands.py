@@ -81,15 +81,15 @@ def _corpus(args: argparse.Namespace, config: object) -> int:
     print(render_corpus_table(summary, str(args.root)))
     print(f"scores: {args.out / 'scores'}; summary: {args.out / 'summary.json'}")
     if not args.no_report:
-        from detector.report import write_report  # noqa: PLC0415
+        from detector.offline.report import write_report  # noqa: PLC0415
 
         print(f"report: {write_report(args.out)}")
     return 0
 
 
 def _make_traffic_corpus(args: argparse.Namespace) -> int:
-    from detector.simulate_traffic import INCIDENT_KINDS  # noqa: PLC0415 - numpy on use only
-    from detector.traffic_corpus import TrafficCorpusSpec, write_traffic_corpus  # noqa: PLC0415
+    from detector.sim.corpus import TrafficCorpusSpec, write_traffic_corpus  # noqa: PLC0415
+    from detector.sim.traffic import INCIDENT_KINDS  # noqa: PLC0415 - numpy on use only
 
     spec = TrafficCorpusSpec(per_kind=args.per_kind, clean=args.clean, days=args.days,
                              history_days=args.history_days, step_seconds=args.step_seconds,

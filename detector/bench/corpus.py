@@ -24,8 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.io.csv_replay import parse_value, read_rows
-from detector.nab.corpus import (
+from detector.bench.nab.corpus import (
     PROFILES_JSON,
     WINDOWS_JSON,
     Profile,
@@ -35,6 +34,7 @@ from detector.nab.corpus import (
     probation_length,
     window_rows,
 )
+from detector.offline.replay import parse_value, read_rows
 
 PROBATION_JSON = "probation.json"
 ROOT_CAUSE_JSON = "root_cause.json"

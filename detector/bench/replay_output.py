@@ -13,7 +13,7 @@ import numpy as np
 
 from detector.bench.corpus import CorpusFile
 from detector.bench.hitrate import parse_ranking
-from detector.nab.corpus import parse_scores, read_result_columns
+from detector.bench.nab.corpus import parse_scores, read_result_columns
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,11 @@ from detector.bench.hitrate import (
     ranked_alerts,
     replay_hit_rate,
 )
+from detector.bench.nab.scorer import held_out_leave_one_category_out
 from detector.bench.replay_output import read_replay_output
 from detector.bench.scoring import evaluate, layouts
 from detector.engine import EngineConfig
-from detector.io.csv_replay import replay_many
-from detector.nab.scorer import held_out_leave_one_category_out
+from detector.offline.replay import replay_many
 
 OURS, ZSCORE = "lstm-detector", "rolling z-score"
 

@@ -3,8 +3,8 @@
 The shipped score counts the alerts the daemon would have raised (for our detector the replay's
 `alert` column: DETECTOR_ALERT_THRESHOLD with its overrides, cooldown and warm-up); the swept
 score is NAB's, with one threshold per profile chosen on the labels over the anomaly scores
-(detector/nab/scorer.py does both). Beside them: windows caught, and false alerts (alerting rows
-outside every window) per 1,000 scored rows and per scored stream-day.
+(detector/bench/nab/scorer.py does both). Beside them: windows caught, and false alerts
+(alerting rows outside every window) per 1,000 scored rows and per scored stream-day.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from detector.bench.corpus import CorpusFile
-from detector.nab.corpus import Profile
-from detector.nab.scorer import FileLayout, file_layout, score_corpus, score_layout
+from detector.bench.nab.corpus import Profile
+from detector.bench.nab.scorer import FileLayout, file_layout, score_corpus, score_layout
 
 DETECTION = 0.5  # threshold that turns 0/1 detections into the scorer's score >= threshold
 

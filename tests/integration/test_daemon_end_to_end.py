@@ -9,10 +9,10 @@ import jsonschema
 import pytest
 
 from detector.alerts import alert_schema
-from detector.incidents import match_alerts
 from detector.settings import KafkaSettings
-from detector.simulate import produce_traffic
-from detector.simulate_traffic import TrafficPlan, plan_traffic
+from detector.sim.incidents import match_alerts
+from detector.sim.produce import produce_traffic
+from detector.sim.traffic import TrafficPlan, plan_traffic
 from tests.integration.kafka_tools import (
     committed,
     create_topics,

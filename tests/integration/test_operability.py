@@ -15,7 +15,7 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from detector.bench_memory import measure
+from detector.bench.memory import measure
 from tests.integration.kafka_tools import (
     REPO,
     create_topics,

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from detector.engine import EngineConfig
-from detector.io.csv_replay import replay_file
+from detector.offline.replay import replay_file
 from detector.records import format_ts
 from tests.integration.kafka_tools import (
     create_topics,

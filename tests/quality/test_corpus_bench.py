@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.traffic_corpus import TrafficCorpusSpec, write_traffic_corpus
+from detector.sim.corpus import TrafficCorpusSpec, write_traffic_corpus
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow

@@ -10,8 +10,8 @@ import numpy as np
 
 from detector.engine import EngineConfig
 from detector.settings import KafkaSettings
-from detector.simulate import encode_event
-from detector.simulate_traffic import TrafficGenerator, TrafficPlan, plan_traffic
+from detector.sim.produce import encode_event
+from detector.sim.traffic import TrafficGenerator, TrafficPlan, plan_traffic
 from detector.state.restore import restore_partitions
 from tests.integration.kafka_tools import committed, create_topics, produce, read_json
 

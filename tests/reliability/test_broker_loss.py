@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from detector.broker import EmbeddedBroker, free_port
-from detector.simulate import encode_event
-from detector.simulate_traffic import TrafficGenerator, plan_traffic
+from detector.sim.broker import EmbeddedBroker, free_port
+from detector.sim.produce import encode_event
+from detector.sim.traffic import TrafficGenerator, plan_traffic
 from tests.integration.kafka_tools import (
     committed,
     create_topics,

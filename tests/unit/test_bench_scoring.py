@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from detector.bench.corpus import NAB_PROFILES, Corpus
+from detector.bench.nab.scorer import scaled_sigmoid, score_corpus
 from detector.bench.scoring import evaluate, layouts
-from detector.nab.scorer import scaled_sigmoid, score_corpus
 from tests.unit.bench_factories import write_corpus
 
 N, HISTORY = 100, 20

@@ -19,9 +19,9 @@ from kafka.errors import (
     UnknownMemberIdError,
 )
 
+from detector.daemon.outbox import failed_future
 from detector.engine import Engine, EngineConfig, Event
 from detector.errors import SettingsError
-from detector.io.outbox import failed_future
 from detector.state.changelog import ENGINE_KEY, RESET_KEY, stream_key
 from detector.state.checkpoint import Checkpoint, PartitionWork
 

@@ -8,8 +8,8 @@ import re
 import pytest
 import yaml
 
+from detector.daemon.telemetry import PATHS, Telemetry
 from detector.settings import ServiceSettings, known_env_names
-from detector.telemetry import PATHS, Telemetry
 from tests.conftest import REPO
 
 METRICS_PORT = ServiceSettings().metrics_port
@@ -129,7 +129,7 @@ def test_disruption_budget_and_spread_select_the_detector_pods() -> None:
 
 def test_statefulset_memory_limit_fits_the_stream_cap_by_the_daemons_formula(clean_env
                                                                               ) -> None:
-    from detector.memory_budget import check_budget
+    from detector.daemon.memory_budget import check_budget
     from detector.settings_env import load_settings
     from detector.units import memory_size_bytes
 

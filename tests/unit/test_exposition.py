@@ -16,7 +16,7 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from detector import __version__
-from detector.telemetry import Telemetry
+from detector.daemon.telemetry import Telemetry
 
 
 class Clock:

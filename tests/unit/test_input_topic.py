@@ -7,8 +7,8 @@ import threading
 import structlog
 from kafka.errors import KafkaConnectionError
 
-from detector.input_topic import InputTopic
-from detector.telemetry import Telemetry
+from detector.daemon.input_topic import InputTopic
+from detector.daemon.telemetry import Telemetry
 
 
 class Cluster:

@@ -10,7 +10,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from detector.cli import main
-from detector.io.kafka import client_config
+from detector.daemon.kafka import client_config
 from detector.settings import KafkaSettings, settings_summary
 from detector.settings_env import load_settings
 from tests.conftest import REPO
@@ -203,7 +203,7 @@ def test_a_refused_login_or_permission_exits_2_naming_the_credentials(
     # kafka-python raises from the client constructor; the test broker cannot require SASL.
     import kafka.errors
 
-    import detector.io.kafka as clients
+    import detector.daemon.kafka as clients
 
     def refuse(**_: object) -> None:
         raise getattr(kafka.errors, refusal)("refused")

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.errors import SettingsError
-from detector.memory_budget import (
+from detector.daemon.memory_budget import (
     BASE_BYTES,
     MIB,
     PARTITION_BYTES,
@@ -18,6 +17,7 @@ from detector.memory_budget import (
     stream_budget_bytes,
     streams_that_fit,
 )
+from detector.errors import SettingsError
 from detector.settings_env import load_settings
 from detector.units import memory_size_bytes
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.nab.locate import cache_dir, locate, mismatches, read_manifest
+from detector.bench.nab.locate import cache_dir, locate, mismatches, read_manifest
 
 FILES = {"data/cat/a.csv": b"timestamp,value\n2020-01-01 00:00:00,1\n",
          "labels/combined_windows.json": b"{}",

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detector.nab.corpus import PROFILE_NAMES, NabCorpus, Profile
-from detector.nab.locate import mismatches, read_manifest
-from detector.nab.scorer import (
+from detector.bench.nab.corpus import PROFILE_NAMES, NabCorpus, Profile
+from detector.bench.nab.locate import mismatches, read_manifest
+from detector.bench.nab.scorer import (
     FileScore,
     baselines,
     file_layout,

@@ -9,11 +9,11 @@ import structlog
 from kafka import TopicPartition
 from kafka.errors import KafkaTimeoutError
 
+from detector.daemon.partitions import Partitions
+from detector.daemon.telemetry import Telemetry
 from detector.engine import Engine, EngineConfig, Event
-from detector.partitions import Partitions
 from detector.settings import Settings
 from detector.state.checkpoint import Checkpoint, PartitionWork
-from detector.telemetry import Telemetry
 
 TP0, TP1 = TopicPartition("in", 0), TopicPartition("in", 1)
 CONFIG = EngineConfig(hidden_size=4, window=2)

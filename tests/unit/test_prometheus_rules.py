@@ -13,7 +13,7 @@ import subprocess
 import pytest
 import yaml
 
-from detector.telemetry import Telemetry
+from detector.daemon.telemetry import Telemetry
 from tests.conftest import REPO
 
 RULES = REPO / "deploy/prometheus/lstm-detector-rules.yaml"

@@ -15,7 +15,7 @@ import pytest
 
 from detector.cli import main
 from detector.engine import EngineConfig
-from detector.io.csv_replay import replay_file
+from detector.offline.replay import replay_file
 from tests.conftest import REPO
 
 CONFIG = EngineConfig(hidden_size=8, window=4, train_batch=4, warmup_events=20)

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from detector.cli import main
-from detector.report.load import StreamRun
-from detector.report.series import COLUMNS, envelope, stream_payload, to_json
+from detector.offline.report.load import StreamRun
+from detector.offline.report.series import COLUMNS, envelope, stream_payload, to_json
 from tests.unit.report_data import (
     FLOWS_SPIKE,
     HOST,

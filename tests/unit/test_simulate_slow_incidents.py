@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.simulate_traffic import METRICS, RAMP_STEPS, plan_traffic
+from detector.sim.traffic import METRICS, RAMP_STEPS, plan_traffic
 from tests.unit.test_simulate_traffic import STEPS_PER_DAY, with_and_without
 
 

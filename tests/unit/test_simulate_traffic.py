@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detector.simulate_traffic import (
+from detector.sim.traffic import (
     INCIDENT_KINDS,
     METRICS,
     OPEN_END_INDEX,

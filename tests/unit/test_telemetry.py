@@ -15,10 +15,10 @@ import structlog
 from kafka import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from detector.daemon.telemetry import Telemetry
 from detector.engine import REJECTION_KINDS, Engine, EngineConfig, Event, Rejection
 from detector.errors import SettingsError
 from detector.records import Limits, parse_event
-from detector.telemetry import Telemetry
 from tests.conftest import REPO
 from tests.integration.test_bad_input import BAD_RECORDS
 

@@ -11,14 +11,14 @@ import pytest
 
 from detector.bench.corpus import Corpus
 from detector.cli import main
-from detector.simulate_traffic import INCIDENT_KINDS, METRICS, TrafficGenerator
-from detector.traffic_corpus import (
+from detector.sim.corpus import (
     CLEAN,
     ROOT_CAUSE_METRICS,
     TrafficCorpusSpec,
     plan_corpus,
     write_traffic_corpus,
 )
+from detector.sim.traffic import INCIDENT_KINDS, METRICS, TrafficGenerator
 
 SPEC = TrafficCorpusSpec(per_kind=1, clean=2, days=3.0, history_days=1.0, seed=5)
 

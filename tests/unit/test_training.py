@@ -11,7 +11,7 @@ import numpy as np
 from detector.cli import main
 from detector.engine import EngineConfig
 from detector.engine.model_file import load_model
-from detector.training import Stream, fit, split
+from detector.offline.training import Stream, fit, split
 from tests.unit.factories import traffic
 from tests.unit.test_replay import write_series
 

@@ -15,11 +15,11 @@ from collections.abc import Iterator
 import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from detector.broker import EmbeddedBroker, free_port
-from detector.incidents import incident_for, match_alerts
-from detector.io.kafka import client_config, ensure_topics
+from detector.daemon.kafka import client_config, ensure_topics
 from detector.settings import Settings
-from detector.simulate import demo_plan
+from detector.sim.broker import EmbeddedBroker, free_port
+from detector.sim.incidents import incident_for, match_alerts
+from detector.sim.produce import demo_plan
 
 CATCH_UP_TIMEOUT_S = 120.0
 

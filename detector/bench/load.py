@@ -25,10 +25,10 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import murmur2
 from tqdm import tqdm
 
-from detector.io.kafka import build_producer, client_config
+from detector.daemon.kafka import build_producer, client_config
 from detector.records import format_ts, parse_ts
 from detector.settings import KafkaSettings
-from detector.simulate_traffic import METRICS, TrafficGenerator, plan_traffic
+from detector.sim.traffic import METRICS, TrafficGenerator, plan_traffic
 
 LOAD_NICENESS = 10        # added to the paced load's niceness (see paced_load)
 PACE_CHUNK = 250          # events sent between two looks at the clock

@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from detector.report.load import StreamRun
+from detector.offline.report.load import StreamRun
 
 COLUMNS = 1_200  # pixel columns of the widest panel
 

@@ -48,7 +48,7 @@ from detector.engine.types import REJECTION_KINDS
 from detector.errors import SettingsError
 from detector.settings import Settings
 
-log = structlog.get_logger("detector.telemetry")
+log = structlog.get_logger("detector.daemon.telemetry")
 
 PATHS = ("/metrics", "/healthz", "/readyz")
 

@@ -70,7 +70,7 @@ def build_consumer(k: KafkaSettings, *, group_id: str | None = None) -> KafkaCon
             group_instance_id=k.group_instance_id or None,
             # Subscribing must never create the input topic (a misspelt name would become an
             # empty topic the daemon waits on, ready): it is created by create_topics or by
-            # the operator, and the daemon waits for it (detector/input_topic.py).
+            # the operator, and the daemon waits for it (detector/daemon/input_topic.py).
             allow_auto_create_topics=False,
         )
     except KafkaTimeoutError as exc:

@@ -42,16 +42,16 @@ import torch
 from kafka import KafkaAdminClient
 from tqdm import tqdm
 
-from detector.bench_load import LoadSpec, ProbeSpec, paced_load, pre_produce, probe_latency
-from detector.bench_memory import http_status, wait_until
-from detector.broker import EmbeddedBroker, free_port
+from detector.bench.load import LoadSpec, ProbeSpec, paced_load, pre_produce, probe_latency
+from detector.bench.memory import http_status, wait_until
+from detector.daemon.kafka import client_config, ensure_topics
+from detector.daemon.loop import Daemon
 from detector.engine import Engine, EngineConfig, Event
 from detector.errors import DetectorError, SettingsError
-from detector.io.kafka import client_config, ensure_topics
 from detector.logs import configure_logging
-from detector.service import Daemon
 from detector.settings import Settings
-from detector.simulate_traffic import METRICS
+from detector.sim.broker import EmbeddedBroker, free_port
+from detector.sim.traffic import METRICS
 from detector.state.restore import restore_partitions
 
 PROBE_STREAMS = 200

@@ -8,12 +8,12 @@ from collections.abc import Callable
 import orjson
 import structlog
 
-from detector.io.kafka import build_producer
+from detector.daemon.kafka import build_producer
 from detector.records import format_ts
 from detector.settings import KafkaSettings
-from detector.simulate_traffic import TrafficGenerator, TrafficPlan, plan_traffic
+from detector.sim.traffic import TrafficGenerator, TrafficPlan, plan_traffic
 
-log = structlog.get_logger("detector.simulate")
+log = structlog.get_logger("detector.sim.produce")
 
 
 def demo_plan(streams: int, steps: int, seed: int, incidents: int) -> TrafficPlan:

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
-from detector.report.load import StreamRun, corpus_labels, load_streams, read_json
-from detector.report.series import stream_payload, to_json
+from detector.offline.report.load import StreamRun, corpus_labels, load_streams, read_json
+from detector.offline.report.series import stream_payload, to_json
 
 TOP_METRICS = 3  # ranked metrics shown per alert in the table (all in its tooltip)
 esc = html.escape
@@ -206,7 +206,7 @@ def _share(share: float) -> str:
 
 
 def _asset(name: str) -> str:
-    text = resources.files("detector.report").joinpath(f"assets/{name}").read_text("utf-8")
+    text = resources.files("detector.offline.report").joinpath(f"assets/{name}").read_text("utf-8")
     # Inline scripts and styles end at the first "</script" or "</style": none may hide in them.
     if "</script" in text.lower() or "</style" in text.lower() or (
             name.endswith("LICENSE") and "*/" in text):

@@ -32,16 +32,16 @@ import structlog
 from kafka import TopicPartition
 from kafka.errors import KafkaError
 
+from detector.daemon.outbox import Outbox
+from detector.daemon.telemetry import Telemetry
 from detector.engine import Engine, EngineConfig
 from detector.errors import BrokerUnavailableError, RestoreTimeoutError
-from detector.io.outbox import Outbox
 from detector.settings import Settings
 from detector.state.changelog import ensure_changelog
 from detector.state.checkpoint import Checkpoint, PartitionWork
 from detector.state.restore import Restored, restore_partitions
-from detector.telemetry import Telemetry
 
-log = structlog.get_logger("detector.partitions")
+log = structlog.get_logger("detector.daemon.partitions")
 
 RETRY_S = 1.0  # between attempts to restore partitions while the broker does not answer
 

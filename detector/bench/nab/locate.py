@@ -2,7 +2,7 @@
 
 `detector bench nab` looks, in this order, at `--nab-root`, the `NAB_ROOT` environment
 variable, `../shared/nab` beside the repository checkout, and the cache
-(`$XDG_CACHE_HOME/lstm-detector/nab-<commit>`, default `~/.cache/...`); when none holds the
+(`$XDG_CACHE_HOME/lstm-detector/bench/nab-<commit>`, default `~/.cache/...`); when none holds the
 corpus it downloads NAB at the pinned commit from GitHub into the cache. A download is
 checked file by file against `corpus.sha256` beside this module (SHA-256 of the 58 data files,
 the label windows, the profiles and the MIT licence at that commit), so what the bench reads is

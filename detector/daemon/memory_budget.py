@@ -1,6 +1,6 @@
 """The memory a member needs for the streams it may hold, and the start-up check against it.
 
-One formula, measured with `python -m detector.bench_memory` (README, Memory):
+One formula, measured with `python -m detector.bench.memory` (README, Memory):
 
     needed = BASE + partitions x (PARTITION + max_streams x per_stream)
     per_stream = 2.5 x state row bytes + 3 KiB
@@ -29,7 +29,7 @@ from detector.errors import SettingsError
 from detector.settings import Settings
 from detector.units import memory_size_bytes
 
-log = structlog.get_logger("detector.memory_budget")
+log = structlog.get_logger("detector.daemon.memory_budget")
 
 MIB = 1024 * 1024
 # Interpreter, torch, numpy, the Kafka clients and the HTTP server, ready with no stream: 320

@@ -1,6 +1,6 @@
 """Measure what a stream costs the daemon in memory: scoring and checkpointing, and restoring.
 
-`python -m detector.bench_memory --streams 50000` starts an embedded broker (or uses
+`python -m detector.bench.memory --streams 50000` starts an embedded broker (or uses
 `--bootstrap-servers`), runs `detector run` on a one-partition topic with
 DETECTOR_STATE_MAX_STREAMS set to --streams, and reads the daemon's resident memory
 (/proc/<pid>/status) three times:
@@ -11,7 +11,7 @@ DETECTOR_STATE_MAX_STREAMS set to --streams, and reads the daemon's resident mem
 3. a second daemon taking the partition over: the peak of restoring it from the changelog.
 
 Per stream it prints (peak - base) / streams and the state's own bytes (one row of every
-arena array) beside what `detector.memory_budget` assumes, which is the largest measured
+arena array) beside what `detector.daemon.memory_budget` assumes, which is the largest measured
 peak rounded up. The daemon's DETECTOR_* settings apply (e.g. DETECTOR_MODEL_SEASONAL_BUCKETS).
 """
 
@@ -33,9 +33,9 @@ import orjson
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
-from detector.broker import EmbeddedBroker, free_port
-from detector.memory_budget import arena_row_bytes, stream_budget_bytes
+from detector.daemon.memory_budget import arena_row_bytes, stream_budget_bytes
 from detector.settings_env import load_settings
+from detector.sim.broker import EmbeddedBroker, free_port
 
 METRICS = ("bytes_in", "bytes_out", "packets_in", "flows")
 READY_TIMEOUT_S = 180.0
@@ -158,7 +158,7 @@ def measure(bootstrap: str, streams: int, log: Path) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m detector.bench_memory",
+    parser = argparse.ArgumentParser(prog="python -m detector.bench.memory",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--streams", type=int, default=50_000)
     parser.add_argument("--bootstrap-servers", default="",

@@ -20,7 +20,7 @@ import numpy as np
 
 from detector.engine import Engine, EngineConfig, Event
 from detector.engine.model_file import save_model
-from detector.io.csv_format import read_rows
+from detector.offline.csv_format import read_rows
 from detector.records import parse_ts
 
 

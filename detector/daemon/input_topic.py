@@ -18,9 +18,9 @@ from typing import Any
 import structlog
 from kafka.errors import KafkaError
 
-from detector.telemetry import Telemetry
+from detector.daemon.telemetry import Telemetry
 
-log = structlog.get_logger("detector.input_topic")
+log = structlog.get_logger("detector.daemon.input_topic")
 
 RECHECK_S = 10.0
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.nab.corpus import DataFile, NabCorpus, Profile, Rows, read_run_scores
+from detector.bench.nab.corpus import DataFile, NabCorpus, Profile, Rows, read_run_scores
 
 
 def scaled_sigmoid(y: np.ndarray | float) -> np.ndarray:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from detector.records import parse_ts
-from detector.simulate_traffic import Incident, TrafficPlan
+from detector.sim.traffic import Incident, TrafficPlan
 
 
 @dataclass(frozen=True)

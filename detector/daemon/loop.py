@@ -27,20 +27,20 @@ from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import AuthorizationError, KafkaError
 
 from detector.alerts import Alert, alert_log_fields
+from detector.daemon.input_topic import InputTopic
+from detector.daemon.kafka import build_consumer, ensure_topics
+from detector.daemon.memory_budget import check_budget
+from detector.daemon.outbox import Outbox
+from detector.daemon.partitions import Partitions, name
+from detector.daemon.telemetry import Telemetry
 from detector.engine import Engine, EngineConfig, Event, Rejection
 from detector.errors import SettingsError
-from detector.input_topic import InputTopic
-from detector.io.kafka import build_consumer, ensure_topics
-from detector.io.outbox import Outbox
-from detector.memory_budget import check_budget
-from detector.partitions import Partitions, name
 from detector.records import BadRecord, Coordinates, Limits, parse_event
 from detector.settings import Settings
 from detector.state.changelog import MAX_RECORD_BYTES
 from detector.state.checkpoint import Checkpoint, Outcome
-from detector.telemetry import Telemetry
 
-log = structlog.get_logger("detector.service")
+log = structlog.get_logger("detector.daemon.loop")
 
 BAD_RECORD_LOG_LINES = 100  # per stats interval: a flood of bad input must not flood the log
 # The most state records a checkpoint in flight sends per turn of the loop: a few ms of

@@ -4,7 +4,7 @@ Each file is one stream with fresh state (its own Engine, as a Kafka partition h
 `timestamp` plus one or more numeric columns. A missing or unparsable value still gets a score
 (from the remaining columns, or 0 when none is left) and is not learned from.
 
-The result CSV's columns are described in detector.io.csv_format. A file the engine could not
+The result CSV's columns are described in detector.offline.csv_format. A file the engine could not
 score meaningfully (bad header, too many metrics, a column without numbers) is an
 InputFileError before any file is replayed.
 
@@ -28,7 +28,7 @@ import structlog
 
 from detector.engine import BatchResult, Engine, EngineConfig, Event
 from detector.engine.post_rules import threshold_for
-from detector.io.csv_format import (
+from detector.offline.csv_format import (
     EXPECTED_PREFIX,
     MANIFEST,
     METRICS_COLUMN,

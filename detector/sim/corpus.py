@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.simulate_traffic import (
+from detector.sim.traffic import (
     DEFAULT_DURATION,
     INCIDENT_KINDS,
     METRICS,

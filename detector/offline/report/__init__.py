@@ -1,5 +1,5 @@
 """`detector report`: a replay or bench run as one self-contained HTML page to investigate it."""
 
-from detector.report.page import write_report
+from detector.offline.report.page import write_report
 
 __all__ = ["write_report"]

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.io.csv_format import (
+from detector.bench.nab.corpus import WINDOWS_JSON, window_rows
+from detector.offline.csv_format import (
     EXPECTED_PREFIX,
     MANIFEST,
     METRICS_COLUMN,
@@ -26,7 +27,6 @@ from detector.io.csv_format import (
     parse_value,
     read_rows,
 )
-from detector.nab.corpus import WINDOWS_JSON, window_rows
 from detector.records import MAX_TS, MIN_TS, parse_ts
 
 REQUIRED = OUTPUT_HEADER[:3]  # timestamp, anomaly_score, alert

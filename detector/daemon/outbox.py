@@ -16,8 +16,8 @@ import structlog
 from kafka.errors import KafkaError
 from kafka.future import Future
 
+from detector.daemon.kafka import build_producer
 from detector.errors import BrokerUnavailableError
-from detector.io.kafka import build_producer
 from detector.settings import KafkaSettings
 
 log = structlog.get_logger("detector.outbox")

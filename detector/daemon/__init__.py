@@ -1,0 +1,1 @@
+"""The daemon: Kafka in and out, partition ownership, the loop, telemetry."""

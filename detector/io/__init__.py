@@ -1,1 +1,0 @@
-"""Adapters between the engine and the outside world (Kafka, CSV)."""

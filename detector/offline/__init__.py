@@ -1,0 +1,1 @@
+"""Offline tools on recorded data: CSV replay, training and evaluation, the report."""
