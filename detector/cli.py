@@ -25,7 +25,8 @@ from detector.errors import (
     SettingsError,
 )
 from detector.logs import configure_logging
-from detector.settings import Settings, settings_summary
+from detector.settings import Settings
+from detector.settings_docs import settings_summary
 from detector.settings_env import load_settings
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2

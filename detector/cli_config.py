@@ -13,14 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any, get_args
 
-from detector.settings import (
-    ENV_PREFIX,
-    LogSettings,
-    Settings,
-    iter_setting_fields,
-    render_example_env,
-    settings_summary,
-)
+from detector.settings import ENV_PREFIX, LogSettings, Settings, iter_setting_fields
+from detector.settings_docs import render_example_env, settings_summary
 
 CHECK_TIMEOUT_S = 3.0  # how long `config --check` waits for the cluster
 EXIT_OK, EXIT_USAGE = 0, 2

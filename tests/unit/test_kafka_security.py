@@ -11,7 +11,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from detector.cli import main
 from detector.daemon.kafka import client_config
-from detector.settings import KafkaSettings, settings_summary
+from detector.settings import KafkaSettings
+from detector.settings_docs import settings_summary
 from detector.settings_env import load_settings
 from tests.conftest import REPO
 
