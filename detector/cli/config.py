@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any, get_args
 
+from detector.cli.exits import EXIT_OK, EXIT_USAGE
 from detector.settings import ENV_PREFIX, LogSettings, Settings, iter_setting_fields
 from detector.settings_docs import render_example_env, settings_summary
 
 CHECK_TIMEOUT_S = 3.0  # how long `config --check` waits for the cluster
-EXIT_OK, EXIT_USAGE = 0, 2
 
 LOG_LEVELS = get_args(LogSettings.model_fields["level"].annotation)
 # flag, metavar, (section, field), what it sets
