@@ -172,9 +172,9 @@ class Daemon:
                 # partition's position means the input's offsets went backwards.
                 steady = assigned is None and self._rebalance.assignments == assignments
                 if batch:
-                    polled_at = time.monotonic()
+                    scoring_from = time.monotonic()
                     self.process_batch(batch, steady=steady)
-                    self.telemetry.batch_done(time.monotonic() - polled_at)
+                    self.telemetry.batch_done(time.monotonic() - scoring_from)
                 if steady and self._rebalance.assignments == assignments:
                     self.partitions.check_positions()
                 lag = self.telemetry.observe_loop(self.consumer,

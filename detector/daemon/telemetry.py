@@ -102,10 +102,10 @@ class Telemetry:
         self.bad_records = Counter("detector_bad_records", "Records rejected as bad input "
                                    "(dead-lettered when a DLQ topic is set), by kind.",
                                    ["reason"], registry=r)
-        self.batches = Counter("detector_batches", "Batches processed and committed.",
-                               registry=r)
-        self.batch_latency = Histogram("detector_batch_latency_seconds", "From the poll that "
-                                       "returned a batch to its offsets committed.",
+        self.batches = Counter("detector_batches", "Polled batches scored.", registry=r)
+        self.batch_latency = Histogram("detector_batch_latency_seconds", "Time to score one "
+                                       "polled batch: parse its records, score its events and "
+                                       "hand its alerts and dead letters to the producer.",
                                        buckets=LATENCY_BUCKETS, registry=r)
         self.lag = Gauge("detector_consumer_lag", "Records of an assigned input partition "
                          "not yet consumed: fetch high-water mark minus position.",
@@ -176,6 +176,8 @@ class Telemetry:
         self.bad_records.labels(reason=kind).inc()
 
     def batch_done(self, seconds: float) -> None:
+        """A polled batch was scored in `seconds`; its alerts are with the producer (their
+        delivery and the offset commit come with the next checkpoint)."""
         self.batches.inc()
         self.batch_latency.observe(seconds)
 
