@@ -44,10 +44,10 @@ from tqdm import tqdm
 
 from detector.bench.load import LoadSpec, ProbeSpec, paced_load, pre_produce, probe_latency
 from detector.bench.memory import http_status, wait_until
-from detector.daemon.kafka import client_config, ensure_topics
 from detector.daemon.loop import Daemon
 from detector.engine import Engine, EngineConfig, Event
 from detector.errors import DetectorError, SettingsError
+from detector.kafka_clients import client_config, ensure_topics
 from detector.logs import configure_logging
 from detector.settings import Settings
 from detector.sim.broker import EmbeddedBroker, free_port

@@ -42,7 +42,7 @@ def simulate_command(args: argparse.Namespace, settings: Settings) -> int:
 
     _require_bootstrap(settings)
     if settings.kafka.create_topics:
-        from detector.daemon.kafka import ensure_topics  # noqa: PLC0415
+        from detector.kafka_clients import ensure_topics  # noqa: PLC0415
 
         ensure_topics(settings.kafka, [settings.kafka.input_topic])
     plan = demo_plan(args.streams, args.steps, args.seed, args.incidents)

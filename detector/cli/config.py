@@ -87,7 +87,7 @@ def config_command(args: argparse.Namespace, settings: Settings) -> int:
         print("detector: DETECTOR_KAFKA_BOOTSTRAP_SERVERS is empty: `run` needs it (`demo` "
               "starts its own broker)", file=sys.stderr)
         return EXIT_OK
-    from detector.daemon.kafka import probe_cluster  # noqa: PLC0415 - kafka only when asked
+    from detector.kafka_clients import probe_cluster  # noqa: PLC0415 - kafka only when asked
 
     brokers, topics = probe_cluster(k, CHECK_TIMEOUT_S)
     present = [t for t in (k.input_topic, k.output_topic, k.dlq_topic) if t and t in topics]

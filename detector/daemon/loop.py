@@ -31,7 +31,6 @@ from kafka.errors import AuthorizationError, KafkaError
 
 from detector.daemon.assignment import RebalanceListener
 from detector.daemon.input_topic import InputTopic
-from detector.daemon.kafka import build_consumer, ensure_topics
 from detector.daemon.memory_budget import check_budget
 from detector.daemon.outbox import Outbox
 from detector.daemon.output import Output
@@ -39,6 +38,7 @@ from detector.daemon.partitions import Partitions
 from detector.daemon.telemetry import Telemetry
 from detector.engine import Engine, EngineConfig, Event, Rejection
 from detector.errors import SettingsError
+from detector.kafka_clients import build_consumer, ensure_topics
 from detector.records import Limits, parse_event
 from detector.settings import Settings
 from detector.state.changelog import MAX_RECORD_BYTES

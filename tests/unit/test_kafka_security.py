@@ -10,7 +10,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from detector.cli import main
-from detector.daemon.kafka import client_config
+from detector.kafka_clients import client_config
 from detector.settings import KafkaSettings
 from detector.settings_docs import settings_summary
 from detector.settings_env import load_settings
@@ -202,9 +202,8 @@ def test_a_refused_login_or_permission_exits_2_naming_the_credentials(
         clean_env, capsys, monkeypatch, tmp_path: Path, refusal: str) -> None:
     # Apache Kafka answers a wrong password with SaslAuthenticationFailed (error 58), which
     # kafka-python raises from the client constructor; the test broker cannot require SASL.
-    import kafka.errors
-
     import detector.daemon.kafka as clients
+    import kafka.errors
 
     def refuse(**_: object) -> None:
         raise getattr(kafka.errors, refusal)("refused")
