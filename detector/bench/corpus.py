@@ -25,24 +25,17 @@ from pathlib import Path
 import numpy as np
 
 from detector.bench.nab.corpus import (
-    PROFILES_JSON,
     WINDOWS_JSON,
-    Profile,
     Rows,
-    load_profiles,
     load_windows,
     probation_length,
     window_rows,
 )
+from detector.bench.nab.profiles import Profile, corpus_profiles
 from detector.offline.replay import parse_value, read_rows
 
 PROBATION_JSON = "probation.json"
 ROOT_CAUSE_JSON = "root_cause.json"
-NAB_PROFILES = (  # NAB v1.1 config/profiles.json: (A_TP, A_FP, A_FN)
-    Profile("standard", 1.0, 0.11, 1.0),
-    Profile("reward_low_FP_rate", 1.0, 0.22, 1.0),
-    Profile("reward_low_FN_rate", 1.0, 0.11, 2.0),
-)
 SECONDS_PER_DAY = 86_400.0
 
 
@@ -112,9 +105,7 @@ class Corpus:
                                  tuple(str(m) for m in c["metrics"])) for c in causes)
             for rel, causes in _read_json_map(self.root / ROOT_CAUSE_JSON).items()}
         self.has_root_causes = (self.root / ROOT_CAUSE_JSON).is_file()
-        profiles = self.root / PROFILES_JSON
-        self.profiles: tuple[Profile, ...] = (
-            tuple(load_profiles(self.root).values()) if profiles.is_file() else NAB_PROFILES)
+        self.profiles: tuple[Profile, ...] = corpus_profiles(self.root)
         for source, keys in (("labels", self.label_windows), ("probation.json", self.probations),
                              ("root_cause.json", self.root_causes)):
             if nab_rules and source == "labels":  # NAB's labels cover the whole corpus, and

@@ -12,16 +12,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from detector.bench.nab.corpus import DataFile, Profile
+from detector.bench.nab.corpus import DataFile
+from detector.bench.nab.profiles import NAB_PROFILES
 from detector.bench.nab.scorer import layout, score_corpus
 from detector.engine import EngineConfig
 from detector.offline.csv_format import discover
 from detector.offline.training import evaluate, fit, load_streams, save_trained
 from detector.settings import Settings
-
-# NAB's three cost profiles (config/profiles.json of NAB v1.1).
-NAB_PROFILES = (Profile("standard", 1.0, 0.11, 1.0), Profile("reward_low_FP_rate", 1.0, 0.22, 1.0),
-                Profile("reward_low_FN_rate", 1.0, 0.11, 2.0))
 
 
 def _streams(inputs: list[Path]):  # noqa: ANN202

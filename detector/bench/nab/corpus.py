@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from detector.bench.nab.profiles import PROFILES_JSON, Profile, load_profiles
+
 PROBATION_PERCENT = 0.15
 PROBATION_CAP = 750  # 15 % of 5,000 records
-PROFILE_NAMES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 WINDOWS_JSON = "labels/combined_windows.json"
-PROFILES_JSON = "config/profiles.json"
 
 Rows = tuple[tuple[int, int], ...]
 
@@ -30,16 +30,6 @@ Rows = tuple[tuple[int, int], ...]
 def probation_length(n_records: int) -> int:
     """Leading rows never scored: min(floor(0.15 * n), 750)."""
     return int(min(math.floor(PROBATION_PERCENT * n_records), PROBATION_CAP))
-
-
-@dataclass(frozen=True)
-class Profile:
-    """Cost-matrix weights of one scoring profile (A_TP, A_FP, A_FN)."""
-
-    name: str
-    tp: float
-    fp: float
-    fn: float
 
 
 @dataclass(frozen=True)
@@ -85,18 +75,6 @@ def load_windows(root: Path) -> dict[str, list[tuple[str, str]]]:
     """Label windows per file as (start, end) timestamp strings, from combined_windows.json."""
     raw = json.loads((Path(root) / WINDOWS_JSON).read_text())
     return {rel: [(str(a), str(b)) for a, b in spans] for rel, spans in raw.items()}
-
-
-def load_profiles(root: Path) -> dict[str, Profile]:
-    """Profiles from profiles.json: standard, reward_low_FP_rate, reward_low_FN_rate first."""
-    raw = json.loads((Path(root) / PROFILES_JSON).read_text())
-    names = [n for n in PROFILE_NAMES if n in raw] + [n for n in raw if n not in PROFILE_NAMES]
-    out = {}
-    for name in names:
-        cm = raw[name]["CostMatrix"]
-        out[name] = Profile(name, float(cm["tpWeight"]), float(cm["fpWeight"]),
-                            float(cm["fnWeight"]))
-    return out
 
 
 def window_rows(timestamps: Sequence[str], spans: Iterable[tuple[str, str]],
