@@ -20,8 +20,8 @@ import numpy as np
 
 from detector.engine import Engine, EngineConfig, Event
 from detector.engine.model_file import save_model
-from detector.offline.csv_format import read_rows
-from detector.records import parse_ts
+from detector.offline.csv_format import read_input
+from detector.offline.replay import events_of
 
 
 @dataclass(frozen=True)
@@ -39,25 +39,9 @@ class History:
 
 
 def load_streams(paths: Sequence[tuple[Path, str]]) -> list[Stream]:
-    """Each CSV (timestamp + numeric columns) as one stream; unparsable values become NaN."""
-    streams = []
-    for path, name in paths:
-        metrics, stamps, rows = read_rows(path)
-        events = []
-        for stamp, row in zip(stamps, rows, strict=True):
-            ts = parse_ts(stamp)
-            if isinstance(ts, str):
-                continue
-            values = {}
-            for j, m in enumerate(metrics):
-                try:
-                    v = float(row[j + 1])
-                except (ValueError, IndexError):
-                    v = math.nan
-                values[m] = v if math.isfinite(v) else math.nan
-            events.append(Event(name, ts, values))
-        streams.append(Stream(name, tuple(events)))
-    return streams
+    """Each CSV as one stream, every row an event, read by the input rules of
+    detector.offline.csv_format (as replay reads it)."""
+    return [Stream(name, tuple(events_of(read_input(path), name))) for path, name in paths]
 
 
 def split(streams: Sequence[Stream], validation_split: float
