@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import structlog
 from tqdm import tqdm
 
 from detector.bench.nab.corpus import probation_length, window_rows
@@ -20,10 +21,19 @@ from detector.offline.csv_format import discover
 from detector.offline.training import evaluate, fit, load_streams, save_trained
 from detector.settings import Settings
 
+log = structlog.get_logger("detector.train")
+SHOWN_PROBLEMS = 20  # bad input rows logged one by one; the rest are counted
+
 
 def _streams(inputs: list[Path]):  # noqa: ANN202
     files = discover(inputs)
-    return files, load_streams([(src, rel.as_posix()) for src, rel in files])
+    problems: list[str] = []
+    streams = load_streams([(src, rel.as_posix()) for src, rel in files], problems.append)
+    for problem in problems[:SHOWN_PROBLEMS]:
+        log.warning("input_row", detail=problem)
+    if len(problems) > SHOWN_PROBLEMS:
+        log.warning("input_rows_suppressed", more=len(problems) - SHOWN_PROBLEMS)
+    return files, streams
 
 
 def train_command(args: argparse.Namespace, settings: Settings) -> int:

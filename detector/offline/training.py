@@ -38,10 +38,18 @@ class History:
     best_epoch: int = 0
 
 
-def load_streams(paths: Sequence[tuple[Path, str]]) -> list[Stream]:
+def load_streams(paths: Sequence[tuple[Path, str]],
+                 on_problem: Callable[[str], None] | None = None) -> list[Stream]:
     """Each CSV as one stream, every row an event, read by the input rules of
-    detector.offline.csv_format (as replay reads it)."""
-    return [Stream(name, tuple(events_of(read_input(path), name))) for path, name in paths]
+    detector.offline.csv_format (as replay reads it); `on_problem` hears of each bad row."""
+    streams = []
+    for path, name in paths:
+        source = read_input(path)
+        if on_problem is not None:
+            for problem in source.problems:
+                on_problem(problem)
+        streams.append(Stream(name, tuple(events_of(source, name))))
+    return streams
 
 
 def split(streams: Sequence[Stream], validation_split: float

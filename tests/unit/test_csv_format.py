@@ -121,7 +121,9 @@ def test_training_reads_a_file_as_replay_does_keeping_bad_timestamp_rows(
         tmp_path: Path) -> None:
     path = write_lines(tmp_path / "s.csv", [
         "timestamp,value", f"{T0},1", "noon,2", f"{T0 + 60},", f"{T0 + 120},4"])
-    (stream,) = load_streams([(path, "s")])
+    problems: list[str] = []
+    (stream,) = load_streams([(path, "s")], problems.append)
+    assert problems == list(read_input(path).problems) and len(problems) == 2
     assert [e.ts for e in stream.events] == [T0, T0, T0 + 60, T0 + 120]
     assert [e.metrics["value"] for e in stream.events][:2] == [1, 2]
     assert math.isnan(stream.events[2].metrics["value"])

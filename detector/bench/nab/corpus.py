@@ -1,10 +1,10 @@
 """The NAB corpus on disk: data files, label windows as row ranges, probation lengths, profiles.
 
-A NAB root holds `data/<category>/<file>.csv` (columns `timestamp,value`),
-`labels/combined_windows.json` (inclusive `[start, end]` timestamps per file) and
-`config/profiles.json` (cost-matrix weights per scoring profile). Everything here works in
-**file row order**: rows are never sorted or de-duplicated, and a window is the row range from
-the first row stamped `start` to the first row stamped `end`.
+A NAB root holds `data/<category>/<file>.csv` (columns `timestamp,value`, read by the input
+rules of detector.offline.csv_format), `labels/combined_windows.json` (inclusive `[start, end]`
+timestamps per file) and `config/profiles.json` (cost-matrix weights per scoring profile).
+Everything here works in **file row order**: rows are never sorted or de-duplicated, and a
+window is the row range from the first row stamped `start` to the first row stamped `end`.
 """
 
 from __future__ import annotations
