@@ -202,8 +202,9 @@ def test_a_refused_login_or_permission_exits_2_naming_the_credentials(
         clean_env, capsys, monkeypatch, tmp_path: Path, refusal: str) -> None:
     # Apache Kafka answers a wrong password with SaslAuthenticationFailed (error 58), which
     # kafka-python raises from the client constructor; the test broker cannot require SASL.
-    import detector.kafka_clients as clients
     import kafka.errors
+
+    import detector.kafka_clients as clients
 
     def refuse(**_: object) -> None:
         raise getattr(kafka.errors, refusal)("refused")
