@@ -10,6 +10,7 @@ from detector.engine import EngineConfig
 from detector.engine.direction import BOTH, DOWN, UP, allowed, for_stream, one_sided, signed
 from detector.errors import SettingsError
 from detector.settings_env import load_settings
+from tests.conftest import REPO
 
 METRICS = ("errors", "errors_5xx", "latency_ms", "requests")
 
@@ -96,3 +97,14 @@ def test_a_bad_direction_exits_2_with_one_line(clean_env, capsys) -> None:
     assert main(["run"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "DETECTOR_ALERT_DIRECTIONS" in err[0] and "sideways" in err[0]
+
+
+def test_the_readme_example_means_what_the_readme_says(clean_env) -> None:
+    line = next(line for line in (REPO / "README.md").read_text().splitlines()
+                if line.startswith("DETECTOR_ALERT_DIRECTIONS='"))
+    clean_env.setenv("DETECTOR_ALERT_DIRECTIONS", line.split("=", 1)[1].strip("'"))
+    directions = EngineConfig.from_settings(load_settings()).directions
+    # errors* of web-* streams only up, their other metrics both ways; cache-* only down
+    assert for_stream("web-1", METRICS, directions).tolist() == [UP, UP, BOTH, BOTH]
+    assert for_stream("cache-1", ("hit_ratio",), directions).tolist() == [DOWN]
+    assert for_stream("db-1", METRICS, directions).tolist() == [BOTH] * 4
