@@ -15,9 +15,9 @@ from detector.engine import Engine, EngineConfig, Event, calibration_tail
 from tests.unit.factories import T0, traffic
 
 FAST = EngineConfig(hidden_size=16, window=4, train_batch=8, warmup_events=32)
-BOTH_WAYS_BUG = ("directions.allowed applies to the forecast residual only: the return to "
-                 "normal after a drop (a spike) is a rise (a fall) against a forecast that "
-                 "followed it, and alerts")
+BOTH_WAYS_BUG = ("the forecast residual is judged by its sign alone: the return to normal "
+                 "after a drop (a spike) is a rise (a fall) against a forecast that followed "
+                 "it, and alerts")
 
 
 def scaled(events: list[Event], i: int, factor: float) -> None:
