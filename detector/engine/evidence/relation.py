@@ -38,10 +38,12 @@ def level(z: np.ndarray, valid: np.ndarray, moment: np.ndarray, direction: np.nd
 
 def update(moment: np.ndarray, z: np.ndarray, valid: np.ndarray, seen: np.ndarray,
            learn: np.ndarray) -> np.ndarray:
-    """The moment with this event's deviations taken in (rows where `learn`): an exact mean
-    over the first events, then exponentially weighted."""
+    """The moment with this event's deviations taken in (rows where `learn`, pairs of metrics
+    the event carries): an exact mean over the first events, then exponentially weighted."""
     rate = np.maximum(1.0 - 0.5 ** (1.0 / RELATION_HALFLIFE), 1.0 / (seen + 1.0))
     zw = np.where(valid, np.clip(z, -LEARN_LIMIT, LEARN_LIMIT), 0.0)
     outer = zw[:, :, None] * zw[:, None, :]
     new = moment + rate[:, None, None] * (outer - moment)
-    return np.where(learn[:, None, None], new, moment).astype(moment.dtype)
+    # Only pairs of metrics the event carries: a missing value is not a z of 0.
+    both = valid[:, :, None] & valid[:, None, :]
+    return np.where(learn[:, None, None] & both, new, moment).astype(moment.dtype)
