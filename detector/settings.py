@@ -263,8 +263,8 @@ class AlertSettings(_Section):
                                  "its stream's running mean, in running standard deviations.")
     relation_evidence: bool = Field(True, description="Also score a stream's metrics leaving "
                                     "the way they usually move together (a Mahalanobis "
-                                    "distance of their z-scores); costs metrics^2 x 4 bytes "
-                                    "per stream.")
+                                    "distance of their z-scores). Its state (max_metrics^2 x 4 "
+                                    "bytes per stream) is kept either way.")
     directions: dict[str, str | dict[str, str]] = Field(
         default_factory=dict, description="Which way streams and metrics may alert, as JSON: "
         "stream glob → \"up\", \"down\" or \"both\", or → {metric glob: direction}; "

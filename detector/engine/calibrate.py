@@ -42,7 +42,8 @@ def calibrate(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple
                            learn[lo:hi])
         dirs, dev = a["direction"][s], obs.dev[lo:hi]
         res_var, res_count = a["res_var"][s], a["res_count"][s]
-        squares[lo:hi] = calibrator.standardised_squares(direction.allowed(r, dirs), v,
+        squares[lo:hi] = calibrator.standardised_squares(
+            direction.allowed_move(r, dev * obs.unit[lo:hi], dirs), v,
                                                          res_var, mv)
         worst = calibrator.worst_of(squares[lo:hi])
         textbook = evidence_levels.textbook(

@@ -47,6 +47,17 @@ def allowed(value: np.ndarray, direction: np.ndarray) -> np.ndarray:
     return np.where(direction * value < 0, 0.0, value)
 
 
+def allowed_move(residual: np.ndarray, deviation: np.ndarray, direction: np.ndarray
+                 ) -> np.ndarray:
+    """The forecast residual of a one-way metric, counted only as far as the value also lies
+    beyond its usual level (`deviation`, same units) that way; unchanged for both ways. After
+    a drop the forecast follows the low values, so the return to normal is a rise against the
+    forecast but not above the usual level: an "up" metric must not alert on it."""
+    one_way = direction * np.maximum(np.minimum(direction * residual, direction * deviation),
+                                     0.0)
+    return np.where(direction == BOTH, residual, one_way)
+
+
 def one_sided(direction: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Per row: every valid metric alerts in one direction only (a one-sided tail)."""
     return ((direction != BOTH) | ~valid).all(axis=1) & valid.any(axis=1)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 
 from detector.engine.calibration_tail import chi2_level
-from detector.engine.direction import allowed
 
 RELATION_HALFLIFE = 2_000.0
 RIDGE = 0.005          # eps, in z units squared
@@ -26,14 +25,19 @@ LEARN_LIMIT = 4.0      # z enters the moment clipped here, so an incident does n
 
 def level(z: np.ndarray, valid: np.ndarray, moment: np.ndarray, direction: np.ndarray
           ) -> np.ndarray:
-    """Surprise level [B] of the deviations z [B, D] against the moment [B, D, D]; only the
-    deviations in each metric's allowed direction count."""
+    """Surprise level [B] of the deviations z [B, D] against the moment [B, D, D]. The distance
+    takes every deviation as it is (zeroing one would break the very relation it measures);
+    it counts only when the metric that contributes most to it moves an allowed way."""
     n_valid = valid.sum(axis=1)
-    zc = np.where(valid, np.clip(allowed(z, direction), -Z_LIMIT, Z_LIMIT), 0.0)
+    zc = np.where(valid, np.clip(z, -Z_LIMIT, Z_LIMIT), 0.0)
     d = z.shape[1]
     a = moment.astype(np.float64) + RIDGE * np.eye(d)
-    distance = np.einsum("bi,bi->b", zc, np.linalg.solve(a, zc[..., None])[..., 0])
-    return np.where(n_valid >= 2, chi2_level(distance, n_valid), 0.0)
+    contribution = zc * np.linalg.solve(a, zc[..., None])[..., 0]
+    distance = contribution.sum(axis=1)
+    top = np.argmax(np.where(valid, contribution, -np.inf), axis=1)
+    rows = np.arange(z.shape[0])
+    against = direction[rows, top] * zc[rows, top] < 0
+    return np.where((n_valid >= 2) & ~against, chi2_level(distance, n_valid), 0.0)
 
 
 def update(moment: np.ndarray, z: np.ndarray, valid: np.ndarray, seen: np.ndarray,
