@@ -1,8 +1,8 @@
 """A labelled corpus in NAB's layout: data files, windows, scored rows, profiles, root causes.
 
-A corpus root holds `data/**/<file>.csv` (`timestamp` then one or more numeric columns; one file
-is one stream) and `labels/combined_windows.json` (inclusive `[start, end]` timestamps per
-file), and optionally:
+A corpus root holds `data/**/<file>.csv` (`timestamp` then one or more numeric columns, read
+as replay reads them: detector.offline.csv_format; one file is one stream) and
+`labels/combined_windows.json` (inclusive `[start, end]` timestamps per file), and optionally:
 
 - `probation.json`: {file: rows} of unlabelled history at the head of each file. Those rows are
   replayed (the detector learns from every row, in order) but never scored. Missing: 0.
@@ -25,24 +25,17 @@ from pathlib import Path
 import numpy as np
 
 from detector.bench.nab.corpus import (
-    PROFILES_JSON,
     WINDOWS_JSON,
-    Profile,
     Rows,
-    load_profiles,
     load_windows,
     probation_length,
     window_rows,
 )
-from detector.offline.replay import parse_value, read_rows
+from detector.bench.nab.profiles import Profile, corpus_profiles
+from detector.offline.csv_format import read_input
 
 PROBATION_JSON = "probation.json"
 ROOT_CAUSE_JSON = "root_cause.json"
-NAB_PROFILES = (  # NAB v1.1 config/profiles.json: (A_TP, A_FP, A_FN)
-    Profile("standard", 1.0, 0.11, 1.0),
-    Profile("reward_low_FP_rate", 1.0, 0.22, 1.0),
-    Profile("reward_low_FN_rate", 1.0, 0.11, 2.0),
-)
 SECONDS_PER_DAY = 86_400.0
 
 
@@ -63,6 +56,7 @@ class CorpusFile:
     timestamps: tuple[str, ...]    # exactly as in the file
     metrics: tuple[str, ...]       # column names after `timestamp`
     values: np.ndarray             # float64 [rows, metrics]; NaN where missing or unparsable
+    seconds: np.ndarray            # epoch seconds per row (detector.offline.csv_format's rules)
     windows: Rows                  # inclusive row ranges, sorted
     probation: int                 # leading rows never scored
     root_causes: tuple[RootCause, ...] = ()
@@ -85,8 +79,7 @@ class CorpusFile:
         """Days the scored rows span: first to last scored stamp, plus one median step."""
         if self.scored_rows == 0:
             return 0.0
-        stamps = np.array(self.timestamps[self.probation:], dtype="datetime64[us]")
-        seconds = (stamps - stamps[0]).astype(np.float64) / 1e6
+        seconds = self.seconds[self.probation:] - self.seconds[self.probation]
         step = float(np.median(np.diff(seconds))) if seconds.size > 1 else 0.0
         return (float(seconds[-1]) + step) / SECONDS_PER_DAY
 
@@ -112,9 +105,7 @@ class Corpus:
                                  tuple(str(m) for m in c["metrics"])) for c in causes)
             for rel, causes in _read_json_map(self.root / ROOT_CAUSE_JSON).items()}
         self.has_root_causes = (self.root / ROOT_CAUSE_JSON).is_file()
-        profiles = self.root / PROFILES_JSON
-        self.profiles: tuple[Profile, ...] = (
-            tuple(load_profiles(self.root).values()) if profiles.is_file() else NAB_PROFILES)
+        self.profiles: tuple[Profile, ...] = corpus_profiles(self.root)
         for source, keys in (("labels", self.label_windows), ("probation.json", self.probations),
                              ("root_cause.json", self.root_causes)):
             if nab_rules and source == "labels":  # NAB's labels cover the whole corpus, and
@@ -131,11 +122,9 @@ class Corpus:
         """The file `rel` with its windows as row ranges and its probation applied."""
         if rel not in self.files:
             raise KeyError(f"{rel}: not a data file of {self.root}")
-        metrics, stamps, rows = read_rows(self.data_path(rel))
-        values = np.array([[parse_value(row[j + 1]) if j + 1 < len(row) else np.nan
-                            for j in range(len(metrics))] for row in rows],
-                          dtype=np.float64).reshape(len(rows), len(metrics))
-        windows = window_rows(stamps, self.label_windows.get(rel, []), rel)
+        source = read_input(self.data_path(rel))
+        stamps = source.stamps
+        windows = window_rows(source.seconds, self.label_windows.get(rel, []), rel)
         if self.nab_rules:
             probation = probation_length(len(stamps))
         else:
@@ -145,8 +134,8 @@ class Corpus:
             if windows and windows[0][0] < probation:
                 raise ValueError(f"{rel}: a label window starts at row {windows[0][0]}, inside "
                                  f"the unlabelled history of {probation} rows")
-        return CorpusFile(rel, tuple(stamps), tuple(metrics), values, windows, probation,
-                          self.root_causes.get(rel, ()))
+        return CorpusFile(rel, stamps, source.metrics, source.values, source.seconds, windows,
+                          probation, self.root_causes.get(rel, ()))
 
 
 def select(files: tuple[str, ...], patterns: list[str] | None) -> list[str]:

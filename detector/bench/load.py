@@ -25,7 +25,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import murmur2
 from tqdm import tqdm
 
-from detector.daemon.kafka import build_producer, client_config
+from detector.kafka_clients import build_producer, client_config
 from detector.records import format_ts, parse_ts
 from detector.settings import KafkaSettings
 from detector.sim.traffic import METRICS, TrafficGenerator, plan_traffic

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from detector.bench.corpus import CorpusFile
-from detector.bench.nab.corpus import Profile
+from detector.bench.nab.profiles import Profile
 from detector.bench.nab.scorer import FileLayout, file_layout, score_corpus, score_layout
 
 DETECTION = 0.5  # threshold that turns 0/1 detections into the scorer's score >= threshold

@@ -44,10 +44,10 @@ from tqdm import tqdm
 
 from detector.bench.load import LoadSpec, ProbeSpec, paced_load, pre_produce, probe_latency
 from detector.bench.memory import http_status, wait_until
-from detector.daemon.kafka import client_config, ensure_topics
 from detector.daemon.loop import Daemon
 from detector.engine import Engine, EngineConfig, Event
 from detector.errors import DetectorError, SettingsError
+from detector.kafka_clients import client_config, ensure_topics
 from detector.logs import configure_logging
 from detector.settings import Settings
 from detector.sim.broker import EmbeddedBroker, free_port
@@ -77,7 +77,7 @@ class _TimedDaemon(Daemon):
         if self.first_batch_at is None:
             self.first_batch_at = time.monotonic()
         super().process_batch(batch, steady=steady)
-        self.done_after_batch.append((time.monotonic(), self.counters.events))
+        self.done_after_batch.append((time.monotonic(), self.telemetry.totals.events))
 
 
 def run_throughput_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -269,23 +269,23 @@ def _throughput(daemon: _TimedDaemon, thread: threading.Thread, settings: Settin
     share: the rates then come from the broker's committed offsets alone."""
     total, ends = load["events"], {int(p): o for p, o in load["ends"].items()}
     with tqdm(total=total, unit="ev", desc="consume", unit_scale=True) as bar:
-        while alone and daemon.counters.events < total:
+        while alone and daemon.telemetry.totals.events < total:
             if not thread.is_alive():
                 raise DetectorError("the daemon stopped before consuming the load")
             time.sleep(0.2)
-            bar.update(daemon.counters.events - bar.n)
+            bar.update(daemon.telemetry.totals.events - bar.n)
         done_at = _wait_committed(settings, ends)
         bar.update(total - bar.n)
     first = daemon.first_batch_at or done_at
     return {
-        "consumed_events": daemon.counters.events,
+        "consumed_events": daemon.telemetry.totals.events,
         "events_per_s": total / (done_at - first),
         "events_per_s_steady": (_steady_rate(daemon.done_after_batch, steady_from, total)
                                 if alone else None),
         "events_per_s_incl_join": total / (done_at - daemon.started_at),
         "join_s": first - daemon.started_at,
         "consume_s": done_at - first,
-        "alerts": daemon.counters.alerts,
+        "alerts": daemon.telemetry.totals.alerts,
     }
 
 
@@ -321,7 +321,7 @@ def _latency(daemon: _TimedDaemon, settings: Settings, spec: LoadSpec, steps: in
     probe = ProbeSpec(PROBE_STREAMS, cfg.alert.warmup_events + 2 * cfg.model.window,
                       max(int(duration_s * PROBE_STEPS_PER_S), 8), PROBE_STEPS_PER_S)
     rate = LATENCY_LOAD_SHARE * max_rate
-    events_before = daemon.counters.events
+    events_before = daemon.telemetry.totals.events
     print(f"latency: {PROBE_STREAMS} probe streams with a spike each, beside the load at "
           f"{rate:.0f} events/s for {duration_s:.0f}s ...")
     # Both start together; the load outlasts the probes' start-up and warm-up on both ends.
@@ -337,7 +337,7 @@ def _latency(daemon: _TimedDaemon, settings: Settings, spec: LoadSpec, steps: in
         "latency_spikes": outcome["spikes"], "latency_spikes_alerted": int(lat.size),
         "latency_other_probe_alerts": outcome["other_probe_alerts"],
         "latency_load_events_per_s": bulk["events_per_s"],
-        "latency_daemon_events": daemon.counters.events - events_before,
+        "latency_daemon_events": daemon.telemetry.totals.events - events_before,
     }
 
 

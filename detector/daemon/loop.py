@@ -10,6 +10,10 @@ state it was first processed with: the same alerts, with the same ids.
 
 Polls take small batches while the daemon keeps up (an alert leaves when its batch is scored)
 and large ones while it catches up.
+
+Beside the loop: the group's assignment (assignment.py) and each partition's state
+(partitions.py) on the way in, alerts and dead letters (output.py) on the way out, the counts
+and probes (telemetry.py, probes.py) throughout.
 """
 
 from __future__ import annotations
@@ -19,30 +23,29 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from kafka import ConsumerRebalanceListener, TopicPartition
+from kafka import TopicPartition
 from kafka.errors import AuthorizationError, KafkaError
 
-from detector.alerts import Alert, alert_log_fields
+from detector.daemon.assignment import RebalanceListener
 from detector.daemon.input_topic import InputTopic
-from detector.daemon.kafka import build_consumer, ensure_topics
 from detector.daemon.memory_budget import check_budget
 from detector.daemon.outbox import Outbox
-from detector.daemon.partitions import Partitions, name
+from detector.daemon.output import Output
+from detector.daemon.partitions import Partitions
 from detector.daemon.telemetry import Telemetry
 from detector.engine import Engine, EngineConfig, Event, Rejection
 from detector.errors import SettingsError
-from detector.records import BadRecord, Coordinates, Limits, parse_event
+from detector.kafka_clients import build_consumer, ensure_topics
+from detector.records import Limits, parse_event
 from detector.settings import Settings
 from detector.state.changelog import MAX_RECORD_BYTES
 from detector.state.checkpoint import Checkpoint, Outcome
 
 log = structlog.get_logger("detector.daemon.loop")
 
-BAD_RECORD_LOG_LINES = 100  # per stats interval: a flood of bad input must not flood the log
 # The most state records a checkpoint in flight sends per turn of the loop: a few ms of
 # encoding and sending, so a turn of the loop (and the latency of its events) grows little.
 CHECKPOINT_RECORDS_PER_TURN = 150
@@ -55,55 +58,6 @@ CHECKPOINT_SPREAD = 0.5
 KEEPING_UP_BATCH = 500
 CHECKPOINT_POLL_MS = 5  # the longest a turn waits for records while a checkpoint is in flight
 POLL_RETRY_S = 0.5  # after a poll failed (the group coordinator away, the member fenced)
-
-
-@dataclass
-class Counters:
-    events: int = 0
-    alerts: int = 0
-    bad_records: int = 0
-    bad_records_unlogged: int = 0   # beyond BAD_RECORD_LOG_LINES in one stats interval
-    evictions: int = 0
-    batches: int = 0
-    by_severity: dict[str, int] = field(default_factory=dict)
-
-
-class _Rebalance(ConsumerRebalanceListener):
-    """Notes the assignment; the main loop acts on it after poll() returns (kafka-python 3
-    runs listeners on its I/O thread, where no blocking client call is allowed)."""
-
-    def __init__(self, telemetry: Telemetry, max_partitions: int = 0) -> None:
-        self.telemetry = telemetry
-        self.max_partitions = max_partitions
-        self._lock = threading.Lock()
-        self._assigned: set[TopicPartition] | None = None
-        self.assignments = 0  # how many assignments the group has handed out to this member
-
-    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        self.telemetry.revoked(tp.partition for tp in revoked)
-        if revoked:
-            log.info("partitions_revoked", partitions=sorted(name(tp) for tp in revoked))
-
-    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self.telemetry.assigned(tp.partition for tp in assigned)
-        log.info("partitions_assigned", partitions=sorted(name(tp) for tp in assigned))
-        if 0 < self.max_partitions < len(assigned):
-            log.warning("partitions_over_memory_budget", partitions=len(assigned),
-                        max_partitions=self.max_partitions,
-                        detail="memory was checked for DETECTOR_STATE_MAX_PARTITIONS only")
-        with self._lock:
-            self._assigned = set(assigned)
-            self.assignments += 1
-
-    def take(self) -> set[TopicPartition] | None:
-        """The newest assignment since the last call, or None when there was none."""
-        with self._lock:
-            assigned, self._assigned = self._assigned, None
-        return assigned
-
-
-def _coordinates(rec: Any) -> Coordinates:
-    return Coordinates(rec.topic, rec.partition, rec.offset)
 
 
 class Daemon:
@@ -119,7 +73,6 @@ class Daemon:
                 raise SettingsError(f"DETECTOR_MODEL_PATH: {exc}") from None
         self.limits = Limits(settings.state.max_event_bytes, settings.state.max_stream_id_length,
                              settings.model.max_metrics)
-        self.counters = Counters()
         self.telemetry = Telemetry.from_settings(settings)
         # Set by a signal, possibly before the daemon existed (cli installs handlers first).
         self._stop = stop or threading.Event()
@@ -128,7 +81,7 @@ class Daemon:
         self.outbox: Outbox | None = None
         self.checkpoint: Checkpoint | None = None
         self.partitions: Partitions | None = None
-        self._bad_logged = 0
+        self.output: Output | None = None
         self._stats_at, self._stats_events = time.monotonic(), 0  # of the last progress line
         self._poll_error: str | None = None
 
@@ -179,7 +132,8 @@ class Daemon:
             spread_s=self.settings.service.commit_interval_s * CHECKPOINT_SPREAD)
         self.partitions = Partitions(self.settings, self.engine_config, self.consumer,
                                      self.checkpoint, self.outbox, self.telemetry)
-        self._rebalance = _Rebalance(self.telemetry, self.settings.state.max_partitions)
+        self.output = Output(k, self.outbox, self.checkpoint, self.telemetry)
+        self._rebalance = RebalanceListener(self.telemetry, self.settings.state.max_partitions)
         self.input_topic = InputTopic(self.consumer, k.input_topic, self.telemetry)
         topic_partitions = self.input_topic.wait(self._stop, self.telemetry.loop_turned)
         if topic_partitions is None:  # stopped while waiting for the topic
@@ -218,9 +172,9 @@ class Daemon:
                 # partition's position means the input's offsets went backwards.
                 steady = assigned is None and self._rebalance.assignments == assignments
                 if batch:
-                    polled_at = time.monotonic()
+                    scoring_from = time.monotonic()
                     self.process_batch(batch, steady=steady)
-                    self.telemetry.batch_done(time.monotonic() - polled_at)
+                    self.telemetry.batch_done(time.monotonic() - scoring_from)
                 if steady and self._rebalance.assignments == assignments:
                     self.partitions.check_positions()
                 lag = self.telemetry.observe_loop(self.consumer,
@@ -301,17 +255,19 @@ class Daemon:
     def _log_stats(self, elapsed: float) -> None:
         """The progress line: totals, the rate since the last line and the average since
         start-up."""
-        c = self.counters
-        self._bad_logged = 0
+        totals, events = self.telemetry.totals, self.telemetry.totals.events
+        unlogged = self.output.unlogged if self.output is not None else 0
+        if self.output is not None:
+            self.output.next_interval()
         now = time.monotonic()
         since = now - self._stats_at
-        rate = (c.events - self._stats_events) / since if since > 0 else 0.0
-        self._stats_at, self._stats_events = now, c.events
-        log.info("progress", events=c.events, alerts=c.alerts, bad_records=c.bad_records,
-                 bad_records_unlogged=c.bad_records_unlogged, evictions=c.evictions,
+        rate = (events - self._stats_events) / since if since > 0 else 0.0
+        self._stats_at, self._stats_events = now, events
+        log.info("progress", events=events, alerts=totals.alerts, bad_records=totals.bad_records,
+                 bad_records_unlogged=unlogged, evictions=totals.evictions,
                  streams=sum(len(w.engine.arena) for w in self.parts.values()),
                  events_per_s=round(rate, 1),
-                 events_per_s_avg=round(c.events / elapsed, 1) if elapsed > 0 else 0.0)
+                 events_per_s_avg=round(events / elapsed, 1) if elapsed > 0 else 0.0)
 
     # -- one batch ------------------------------------------------------------------------
 
@@ -319,9 +275,7 @@ class Daemon:
                       steady: bool = False) -> None:
         """Score a batch. `steady`: no rebalance in this turn, so a record below its
         partition's position means the input's offsets went backwards."""
-        assert self.outbox is not None and self.partitions is not None
-        k = self.settings.kafka
-        futures = []
+        assert self.partitions is not None
         for tp, records in batch.items():
             work = self.parts.get(tp)
             if work is None:  # fetched before a rebalance took it away, or not restored yet
@@ -331,63 +285,27 @@ class Daemon:
                 work = self.parts[tp]
             # A partition kept through a rebalance may be fetched again from its commit.
             records = [r for r in records if r.offset >= work.position]
-            if not records:
-                continue
-            engine = work.engine
-            events: list[Event] = []
-            kept: list[Any] = []  # the record of each event
-            for rec in records:
-                parsed = parse_event(rec.key, rec.value, self.limits)
-                if isinstance(parsed, Rejection):
-                    futures += self._bad(BadRecord(parsed, _coordinates(rec), rec.key,
-                                                   rec.value))
-                else:
-                    events.append(parsed)
-                    kept.append(rec)
-            self.telemetry.consumed(len(records))
-            result = engine.process(events)
-            self.counters.evictions += result.evicted
-            self.telemetry.evicted(result.evicted)
-            for i, reason in enumerate(result.rejected):
-                if reason is not None:
-                    futures += self._bad(BadRecord(reason, _coordinates(kept[i]),
-                                                   kept[i].key, kept[i].value))
-            for i in result.alert.nonzero()[0]:
-                ev = events[i]
-                expected, actual = result.explanation(int(i))
-                alert = Alert.build(
-                    coords=_coordinates(kept[i]), stream=ev.stream, ts=ev.ts, score=result.score[i],
-                    threshold=result.threshold[i],
-                    severity=str(result.severity[i]),
-                    error=result.error[i], expected=expected, actual=actual,
-                    ranked=result.ranked(int(i)), model_version=engine.model_version)
-                futures.append(self.outbox.send(k.output_topic, key=ev.stream.encode(),
-                                                value=alert.to_json()))
-                self.counters.alerts += 1
-                self.telemetry.alert_published(alert.severity)
-                log.info("alert", **alert_log_fields(alert))
-                self.counters.by_severity[alert.severity] = (
-                    self.counters.by_severity.get(alert.severity, 0) + 1)
-            scored = result.rejected.count(None)
-            self.counters.events += scored
-            self.telemetry.scored(scored)
-            work.position = records[-1].offset + 1
-        assert self.checkpoint is not None
-        self.checkpoint.track(futures)
-        self.counters.batches += 1
+            if records:
+                self._score(work.engine, records)
+                work.position = records[-1].offset + 1
 
-    def _bad(self, bad: BadRecord) -> list[Any]:
-        self.counters.bad_records += 1
-        self.telemetry.bad_record(bad.reason.kind)
-        if self._bad_logged < BAD_RECORD_LOG_LINES:
-            self._bad_logged += 1
-            log.warning("bad_record", source=str(bad.coords), kind=bad.reason.kind,
-                        reason=bad.reason.detail)
-        else:
-            self.counters.bad_records_unlogged += 1
-        dlq = self.settings.kafka.dlq_topic
-        if not dlq:
-            return []
-        key, value = bad.dead_letter()
-        assert self.outbox is not None
-        return [self.outbox.send(dlq, key=key, value=value)]
+    def _score(self, engine: Engine, records: list[Any]) -> None:
+        """One partition's records, in offset order: parse, score, publish."""
+        assert self.output is not None
+        events: list[Event] = []
+        kept: list[Any] = []  # the record of each event
+        for rec in records:
+            parsed = parse_event(rec.key, rec.value, self.limits)
+            if isinstance(parsed, Rejection):
+                self.output.bad_record(parsed, rec)
+            else:
+                events.append(parsed)
+                kept.append(rec)
+        self.telemetry.consumed(len(records))
+        result = engine.process(events)
+        self.telemetry.evicted(result.evicted)
+        for reason, rec in zip(result.rejected, kept, strict=True):
+            if reason is not None:
+                self.output.bad_record(reason, rec)
+        self.output.alerts(result, events, kept, engine.model_version)
+        self.telemetry.scored(result.rejected.count(None))

@@ -16,8 +16,8 @@ import structlog
 from kafka.errors import KafkaError
 from kafka.future import Future
 
-from detector.daemon.kafka import build_producer
 from detector.errors import BrokerUnavailableError
+from detector.kafka_clients import build_producer
 from detector.settings import KafkaSettings
 
 log = structlog.get_logger("detector.outbox")
@@ -27,11 +27,6 @@ def failed_future(exc: Exception) -> Future:
     future = Future()
     future.failure(exc)
     return future
-
-
-def failure_of(future: Any) -> BaseException | None:
-    """The error of a send that completed unsuccessfully, None while pending or after success."""
-    return future.exception if future.is_done and future.failed() else None
 
 
 class Outbox:

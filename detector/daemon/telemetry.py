@@ -1,36 +1,25 @@
-"""The daemon's operability surface: Prometheus metrics, liveness and readiness over HTTP.
+"""The daemon's metrics: the one place its counts live, in a private Prometheus registry.
 
-`Telemetry` owns a private CollectorRegistry (no process-wide default registry, so several
-daemons in one process never collide) and a small HTTP server in a daemon thread:
-
-- `GET /metrics`: the registry, by prometheus_client's own exposition (the Prometheus text
-  format or OpenMetrics as the scraper's Accept header asks, gzip when accepted), with the
-  process and Python collectors beside the daemon's metrics;
-- `GET /healthz`: 200 while the poll loop turns; 503 once it has not turned for longer than
-  `max_poll_interval` (a stuck loop the broker would also evict from the group);
-- `GET /readyz`: 200 once the member has joined its group, every assigned partition's state
-  is restored, the input topic exists and the broker answered within the session timeout; 503
-  with the JSON reasons else.
+`Telemetry` owns a CollectorRegistry of its own (no process-wide default registry, so several
+daemons in one process never collide), with the process and Python collectors beside the
+daemon's metrics, and the probes (detector/daemon/probes.py) that judge liveness and readiness;
+its server exposes both over HTTP.
 
 The daemon calls the recording methods from its poll loop and rebalance listener; the HTTP
 thread only reads. Lag, live streams and training loss are sampled in the loop thread after
 each poll, because the Kafka consumer and the engines are not safe to touch from another one.
+The progress line and the throughput bench read the counts back through `totals`.
 """
 
 from __future__ import annotations
 
 import math
 import platform
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
 from typing import Any
 
-import orjson
-import structlog
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -38,45 +27,61 @@ from prometheus_client import (
     GCCollector,
     Histogram,
     Info,
-    MetricsHandler,
     PlatformCollector,
     ProcessCollector,
 )
 
 from detector import __version__
+from detector.daemon.probes import Probes, ProbeServer
 from detector.engine.types import REJECTION_KINDS
-from detector.errors import SettingsError
 from detector.settings import Settings
-
-log = structlog.get_logger("detector.daemon.telemetry")
-
-PATHS = ("/metrics", "/healthz", "/readyz")
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 STATE_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
+class Totals:
+    """Counts since start-up, read from the metrics themselves (the progress line, the bench):
+    each read collects one metric only, a few microseconds."""
+
+    def __init__(self, scored: Counter, alerts: Counter, bad_records: Counter,
+                 evictions: Counter) -> None:
+        self._scored, self._alerts = scored, alerts
+        self._bad_records, self._evictions = bad_records, evictions
+
+    @property
+    def events(self) -> int:
+        """Events scored."""
+        return _total(self._scored)
+
+    @property
+    def alerts(self) -> int:
+        """Alerts published, all severities."""
+        return _total(self._alerts)
+
+    @property
+    def bad_records(self) -> int:
+        """Bad records, all reasons."""
+        return _total(self._bad_records)
+
+    @property
+    def evictions(self) -> int:
+        return _total(self._evictions)
+
+
 class Telemetry:
-    """Metrics registry, probe state and the HTTP server that exposes both."""
+    """The daemon's metrics and probes, and the HTTP server that exposes both."""
 
     def __init__(self, *, port: int, bind: str = "0.0.0.0",  # noqa: S104 - scraped remotely
                  stall_after_s: float = 300.0, broker_stale_after_s: float = 10.0,
                  bootstrap: str = "", clock: Callable[[], float] = time.monotonic) -> None:
-        self.port, self.bind, self.bootstrap = port, bind, bootstrap
-        self.stall_after_s, self.broker_stale_after_s = stall_after_s, broker_stale_after_s
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._loop_turned_at = clock()
-        self._broker_ok_at = -math.inf
-        self._broker_reachable: bool | None = None  # None until the broker first answered
-        self._coordinator = ""  # host:port of the group coordinator, as last known
-        self._joined = False
-        self._missing_topic: str | None = None
-        self._restored: dict[int, bool] = {}
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self.port = port
+        self.probes = Probes(stall_after_s=stall_after_s,
+                             broker_stale_after_s=broker_stale_after_s, bootstrap=bootstrap,
+                             clock=clock)
         self.registry = CollectorRegistry(auto_describe=True)
         self._define_metrics()
+        self.server = ProbeServer(self.registry, self.probes, bind=bind, port=port)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Telemetry:
@@ -97,10 +102,10 @@ class Telemetry:
         self.bad_records = Counter("detector_bad_records", "Records rejected as bad input "
                                    "(dead-lettered when a DLQ topic is set), by kind.",
                                    ["reason"], registry=r)
-        self.batches = Counter("detector_batches", "Batches processed and committed.",
-                               registry=r)
-        self.batch_latency = Histogram("detector_batch_latency_seconds", "From the poll that "
-                                       "returned a batch to its offsets committed.",
+        self.batches = Counter("detector_batches", "Polled batches scored.", registry=r)
+        self.batch_latency = Histogram("detector_batch_latency_seconds", "Time to score one "
+                                       "polled batch: parse its records, score its events and "
+                                       "hand its alerts and dead letters to the producer.",
                                        buckets=LATENCY_BUCKETS, registry=r)
         self.lag = Gauge("detector_consumer_lag", "Records of an assigned input partition "
                          "not yet consumed: fetch high-water mark minus position.",
@@ -129,15 +134,16 @@ class Telemetry:
                                      "of the last checkpoint that completed.", registry=r)
         broker = Gauge("detector_broker_connected", "1 while the broker answered within the "
                        "session timeout (as /readyz judges it), else 0.", registry=r)
-        broker.set_function(lambda: float(self.broker_connected()))
+        broker.set_function(lambda: float(self.probes.broker_connected()))
         ready = Gauge("detector_ready", "1 while /readyz answers 200, else 0.", registry=r)
-        ready.set_function(lambda: float(self.readiness()[0]))
+        ready.set_function(lambda: float(self.probes.readiness()[0]))
         Info("detector_build", "Versions of this build.", registry=r).info(build_info())
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
         GCCollector(registry=r)
         for kind in REJECTION_KINDS:
             self.bad_records.labels(reason=kind)
+        self.totals = Totals(self.events_scored, self.alerts, self.bad_records, self.evictions)
 
     def metric_names(self) -> frozenset[str]:
         """Every series name /metrics can carry (`_total` of counters, histogram parts)."""
@@ -146,31 +152,13 @@ class Telemetry:
         return frozenset(fam.name + suffix for fam in self.registry.collect()
                          for suffix in suffixes.get(fam.type, ("",)))
 
-    # -- the HTTP server ------------------------------------------------------------------
-
     def start(self) -> None:
-        """Serve the endpoints in a daemon thread; a no-op when the port is 0."""
-        if self.port == 0 or self._server is not None:
-            return
-        try:
-            self._server = ThreadingHTTPServer((self.bind, self.port), _handler(self))
-        except OSError as exc:
-            raise SettingsError(f"DETECTOR_SERVICE_METRICS_PORT: cannot listen on "
-                                f"{self.bind}:{self.port} ({exc.strerror or exc})") from None
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        name="telemetry-http", daemon=True)
-        self._thread.start()
-        log.info("telemetry_serving", address=f"{self.bind}:{self.port}", paths=list(PATHS))
+        """Serve /metrics, /healthz and /readyz in a daemon thread; a no-op when the port
+        is 0."""
+        self.server.start()
 
     def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
+        self.server.stop()
 
     # -- recording, from the poll loop ----------------------------------------------------
 
@@ -188,29 +176,27 @@ class Telemetry:
         self.bad_records.labels(reason=kind).inc()
 
     def batch_done(self, seconds: float) -> None:
+        """A polled batch was scored in `seconds`; its alerts are with the producer (their
+        delivery and the offset commit come with the next checkpoint)."""
         self.batches.inc()
         self.batch_latency.observe(seconds)
 
     def loop_turned(self) -> None:
         """The poll loop (or the wait for the input topic) is alive."""
-        with self._lock:
-            self._loop_turned_at = self._clock()
+        self.probes.loop_turned()
 
     def input_topic_missing(self, topic: str | None) -> None:
         """The input topic does not exist (None: it does)."""
-        with self._lock:
-            self._missing_topic = topic
+        self.probes.input_topic_missing(topic)
 
     def broker_answered(self, at: float | None = None) -> None:
         """The broker completed a request (a commit, a heartbeat) at `at` (monotonic)."""
-        at = self._clock() if at is None else at
-        with self._lock:
-            self._broker_ok_at = max(self._broker_ok_at, at)
+        self.probes.broker_answered(at)
 
     def observe_loop(self, consumer: Any, engines: Mapping[Any, Any]) -> int:
         """Once per poll-loop turn: liveness, lag, broker contact, streams and loss. Returns
         the lag summed over the assigned partitions (as far as fetches have told)."""
-        self.loop_turned()
+        self.probes.observe(consumer)
         total = 0
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
@@ -222,63 +208,33 @@ class Telemetry:
                 lag = max(0, highwater - position)
                 self.lag.labels(partition=str(tp.partition)).set(lag)
                 total += lag
-        heartbeat = last_heartbeat(consumer)
-        if heartbeat is not None:
-            self.broker_answered(heartbeat)
-        self._coordinator = coordinator_address(consumer) or self._coordinator
-        self._log_broker_contact()
         self.live_streams.set(sum(len(e.arena) for e in engines.values()))
         for tp, engine in engines.items():
             if math.isfinite(engine.last_train_loss):
                 self.train_loss.labels(partition=str(tp.partition)).set(engine.last_train_loss)
         return total
 
-    def _log_broker_contact(self) -> None:
-        """The loss of the broker and its return, each logged once."""
-        with self._lock:
-            silent = self._clock() - self._broker_ok_at
-        reachable = silent <= self.broker_stale_after_s
-        if reachable == self._broker_reachable or (self._broker_reachable is None
-                                                    and not reachable):
-            return
-        address = self._coordinator or self.bootstrap
-        if self._broker_reachable is not None:
-            if reachable:
-                log.warning("broker_reachable_again", broker=address)
-            else:
-                log.warning("broker_unreachable", broker=address, silent_s=round(silent, 1),
-                            session_timeout_s=self.broker_stale_after_s)
-        self._broker_reachable = reachable
-
     # -- recording, from the rebalance listener and the state layer -----------------------
 
     def assigned(self, partitions: Iterable[int]) -> None:
         """The group handed this member `partitions` (possibly none): a completed join is a
         round trip to the group coordinator."""
-        self.broker_answered()
-        with self._lock:
-            self._joined = True
-            for p in partitions:
-                self._restored.setdefault(p, False)
-            self.partitions.set(len(self._restored))
+        self.probes.broker_answered()
+        self.partitions.set(self.probes.assigned(partitions))
 
     def revoked(self, partitions: Iterable[int]) -> None:
-        with self._lock:
-            for p in partitions:
-                self._restored.pop(p, None)
-                for gauge in (self.lag, self.train_loss):
-                    try:
-                        gauge.remove(str(p))
-                    except KeyError:
-                        pass
-            self.partitions.set(len(self._restored))
+        partitions = list(partitions)
+        self.partitions.set(self.probes.revoked(partitions))
+        for p in partitions:
+            for gauge in (self.lag, self.train_loss):
+                try:
+                    gauge.remove(str(p))
+                except KeyError:
+                    pass
 
     def restoring(self, partitions: Iterable[int]) -> None:
         """These partitions' state is being built again (not ready until `restored`)."""
-        with self._lock:
-            for p in partitions:
-                if p in self._restored:
-                    self._restored[p] = False
+        self.probes.restoring(partitions)
 
     def restored(self, partition: int, seconds: float | None = None,
                  streams: int | None = None) -> None:
@@ -287,9 +243,7 @@ class Telemetry:
             self.restore_duration.observe(seconds)
         if streams is not None:
             self.restored_streams.inc(streams)
-        with self._lock:
-            if partition in self._restored:
-                self._restored[partition] = True
+        self.probes.restored(partition)
 
     def evicted(self, n: int) -> None:
         self.evictions.inc(n)
@@ -301,57 +255,12 @@ class Telemetry:
     def checkpoint_failed(self) -> None:
         self.checkpoint_failures.inc()
 
-    # -- probes ---------------------------------------------------------------------------
 
-    def health(self) -> tuple[bool, dict[str, Any]]:
-        with self._lock:
-            idle = self._clock() - self._loop_turned_at
-        if idle > self.stall_after_s:
-            return False, {"status": "stalled",
-                           "reason": f"poll loop has not turned for {idle:.0f}s "
-                                     f"(limit {self.stall_after_s:g}s)"}
-        return True, {"status": "ok"}
-
-    def _broker_silent_s(self) -> float:
-        with self._lock:
-            return self._clock() - self._broker_ok_at
-
-    def broker_connected(self) -> bool:
-        """The broker answered within the session timeout: the one judgement of broker
-        contact, for /readyz and the detector_broker_connected gauge."""
-        return self._broker_silent_s() <= self.broker_stale_after_s
-
-    def readiness(self) -> tuple[bool, dict[str, Any]]:
-        with self._lock:
-            joined, pending = self._joined, sorted(p for p, ok in self._restored.items()
-                                                   if not ok)
-            missing = self._missing_topic
-        silent = self._broker_silent_s()
-        reasons = []
-        if missing is not None:
-            reasons.append(f"input topic {missing!r} does not exist")
-        if not joined:
-            reasons.append("no partition assignment yet")
-        if pending:
-            reasons.append(f"state of partitions {pending} not restored")
-        if not self.broker_connected():
-            reasons.append("no broker answer " + (f"for {silent:.0f}s" if math.isfinite(silent)
-                                                  else "yet"))
-        if reasons:
-            return False, {"status": "not ready", "reasons": reasons}
-        return True, {"status": "ready"}
-
-
-def last_heartbeat(consumer: Any) -> float | None:
-    """Monotonic time of the last answered group heartbeat, or None before the first.
-
-    kafka-python has no public accessor; its group coordinator keeps this timestamp for the
-    session-timeout check, which is exactly the "broker answers us" signal readiness needs.
-    """
-    coordinator = getattr(consumer, "_coordinator", None)
-    heartbeat = getattr(coordinator, "heartbeat", None)
-    received = getattr(heartbeat, "last_receive", None)
-    return received if received is not None and math.isfinite(received) else None
+def _total(counter: Counter) -> int:
+    """A counter's value summed over its labels, by the public collect() of this one metric
+    (the registry's would read /proc for the process collector)."""
+    return int(sum(sample.value for family in counter.collect() for sample in family.samples
+                   if sample.name.endswith("_total")))
 
 
 def build_info() -> dict[str, str]:
@@ -364,47 +273,3 @@ def build_info() -> dict[str, str]:
 
     return {"version": __version__, "python": platform.python_version(),
             "torch": version("torch"), "kafka_python": version("kafka-python")}
-
-
-def coordinator_address(consumer: Any) -> str | None:
-    """host:port of the consumer's group coordinator, when it knows one (private attributes of
-    kafka-python, read defensively: a log line is all that depends on them)."""
-    coordinator = getattr(consumer, "_coordinator", None)
-    node = getattr(coordinator, "coordinator_id", None)
-    cluster = getattr(getattr(consumer, "_client", None), "cluster", None)
-    if node is None or cluster is None:
-        return None
-    try:
-        broker = cluster.broker_metadata(node)
-    except Exception:  # noqa: BLE001
-        return None
-    return f"{broker.host}:{broker.port}" if broker is not None else None
-
-
-def _handler(telemetry: Telemetry) -> type[BaseHTTPRequestHandler]:
-    class Handler(MetricsHandler):
-        registry = telemetry.registry
-
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                super().do_GET()
-            elif path in ("/healthz", "/readyz"):
-                ok, body = telemetry.health() if path == "/healthz" else telemetry.readiness()
-                self._send(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE,
-                           orjson.dumps(body), "application/json")
-            else:
-                self._send(HTTPStatus.NOT_FOUND, b'{"status": "not found"}',
-                           "application/json")
-
-        def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Scrapes and probes every few seconds would drown the daemon's own log."""
-
-    return Handler

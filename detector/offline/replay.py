@@ -1,11 +1,13 @@
 """CSV replay: feed files through the daemon's engine in record order, write the scores.
 
-Each file is one stream with fresh state (its own Engine, as a Kafka partition has). Columns:
-`timestamp` plus one or more numeric columns. A missing or unparsable value still gets a score
-(from the remaining columns, or 0 when none is left) and is not learned from.
+Each file is one stream with fresh state (its own Engine, as a Kafka partition has), read by
+the input rules of detector.offline.csv_format: `timestamp` plus one or more numeric columns,
+every row kept in file order. A missing or unparsable value still gets a score (from the
+remaining columns, or 0 when none is left) and is not learned from; each such row and each bad
+timestamp is a warning naming the file and line.
 
 The result CSV's columns are described in detector.offline.csv_format. A file the engine could not
-score meaningfully (bad header, too many metrics, a column without numbers) is an
+score meaningfully (bad header, too many metrics, a column without valid values) is an
 InputFileError before any file is replayed.
 
 Beside the scores, `replay_many` keeps a manifest, OUT/replay.json, naming for each result CSV
@@ -33,11 +35,10 @@ from detector.offline.csv_format import (
     MANIFEST,
     METRICS_COLUMN,
     OUTPUT_HEADER,
+    InputFile,
     check_input,
-    parse_value,
-    read_rows,
+    read_input,
 )
-from detector.records import parse_ts
 
 log = structlog.get_logger("detector.replay")
 
@@ -60,24 +61,11 @@ def replay_file(path: Path, output: Path, config: EngineConfig, stream: str | No
     The rows go to the engine in batches of REPLAY_BATCH: one stream's events are stepped
     one at a time whatever the batch (each is a wave of its own), so the scores are those of
     a record-at-a-time replay, without paying the per-call cost on every record."""
-    metrics, stamps, rows = read_rows(path)
+    source = read_input(path)
+    metrics, stamps = source.metrics, source.stamps
     engine = Engine(config)
-    name = stream or path.stem
-    done = ReplayedFile(path, output, len(rows), 0)
-    events: list[Event] = []
-    last_ts = 0.0
-    for number, (stamp, row) in enumerate(zip(stamps, rows, strict=True), start=2):
-        ts = parse_ts(stamp)
-        if isinstance(ts, str):
-            done.warnings.append(f"{path}:{number}: {ts}; using the previous timestamp")
-            ts = last_ts
-        last_ts = ts
-        values = {m: parse_value(row[j + 1]) if j + 1 < len(row) else math.nan
-                  for j, m in enumerate(metrics)}
-        if any(math.isnan(v) for v in values.values()):
-            done.warnings.append(f"{path}:{number}: missing or unparsable value; scored, "
-                                 "not learned from")
-        events.append(Event(name, ts, values))
+    done = ReplayedFile(path, output, source.n, 0, list(source.problems))
+    events = events_of(source, stream or path.stem)
     output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -92,6 +80,12 @@ def replay_file(path: Path, output: Path, config: EngineConfig, stream: str | No
             if on_row is not None:
                 on_row(len(result))
     return done
+
+
+def events_of(source: InputFile, stream: str) -> list[Event]:
+    """The rows of an input file as the events of one stream, in file order."""
+    return [Event(stream, ts, dict(zip(source.metrics, values, strict=True)))
+            for ts, values in zip(source.seconds.tolist(), source.values.tolist(), strict=True)]
 
 
 def _output_row(stamp: str, result: BatchResult, i: int, n_metrics: int) -> list:

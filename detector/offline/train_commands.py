@@ -6,27 +6,34 @@ import argparse
 import dataclasses
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import structlog
 from tqdm import tqdm
 
-from detector.bench.nab.corpus import DataFile, Profile
-from detector.bench.nab.scorer import layout, score_corpus
+from detector.bench.nab.corpus import probation_length, window_rows
+from detector.bench.nab.profiles import NAB_PROFILES
+from detector.bench.nab.scorer import file_layout, score_corpus
 from detector.engine import EngineConfig
+from detector.errors import InputFileError
 from detector.offline.csv_format import discover
 from detector.offline.training import evaluate, fit, load_streams, save_trained
 from detector.settings import Settings
 
-# NAB's three cost profiles (config/profiles.json of NAB v1.1).
-NAB_PROFILES = (Profile("standard", 1.0, 0.11, 1.0), Profile("reward_low_FP_rate", 1.0, 0.22, 1.0),
-                Profile("reward_low_FN_rate", 1.0, 0.11, 2.0))
+log = structlog.get_logger("detector.train")
+SHOWN_PROBLEMS = 20  # bad input rows logged one by one; the rest are counted
 
 
 def _streams(inputs: list[Path]):  # noqa: ANN202
     files = discover(inputs)
-    return files, load_streams([(src, rel.as_posix()) for src, rel in files])
+    problems: list[str] = []
+    streams = load_streams([(src, rel.as_posix()) for src, rel in files], problems.append)
+    for problem in problems[:SHOWN_PROBLEMS]:
+        log.warning("input_row", detail=problem)
+    if len(problems) > SHOWN_PROBLEMS:
+        log.warning("input_rows_suppressed", more=len(problems) - SHOWN_PROBLEMS)
+    return files, streams
 
 
 def train_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -68,18 +75,14 @@ def evaluate_command(args: argparse.Namespace, settings: Settings) -> int:
     layouts, windows_total, windows_hit, alerts_in, alerts_all = {}, 0, 0, 0, 0
     for (_, rel), stream in zip(files, streams, strict=True):
         key = rel.as_posix()
-        stamps = [datetime.fromtimestamp(e.ts, tz=UTC) for e in stream.events]
-        epoch = np.array([e.ts for e in stream.events])
-        rows = []
-        for start, end in labels.get(key, []):
-            lo = _parse(start)
-            hi = _parse(end)
-            inside = np.flatnonzero((epoch >= lo) & (epoch <= hi))
-            if inside.size:
-                rows.append((int(inside[0]), int(inside[-1])))
-        data = DataFile(key, tuple(str(s) for s in stamps), np.zeros(len(stamps)), tuple(rows))
+        seconds = np.array([e.ts for e in stream.events])
+        try:
+            rows = window_rows(seconds, labels.get(key, []), key)
+        except ValueError as exc:
+            raise InputFileError(f"{args.labels}: {exc}") from None
         result = per_stream[stream.name]
-        layouts[key] = layout(data, result["score"])
+        layouts[key] = file_layout(result["score"], rows, seconds.size,
+                                   probation_length(seconds.size), key)
         alerted = np.flatnonzero(result["alert"])
         in_window = [any(a <= i <= b for a, b in rows) for i in alerted]
         alerts_all += len(alerted)
@@ -98,11 +101,3 @@ def evaluate_command(args: argparse.Namespace, settings: Settings) -> int:
           f"{windows_total} windows alerted)")
     return 0
 
-
-def _parse(stamp: str) -> float:
-    from detector.records import parse_ts  # noqa: PLC0415
-
-    ts = parse_ts(stamp)
-    if isinstance(ts, str):
-        raise ValueError(f"label timestamp {stamp!r}: {ts}")
-    return ts

@@ -20,8 +20,8 @@ import numpy as np
 
 from detector.engine import Engine, EngineConfig, Event
 from detector.engine.model_file import save_model
-from detector.offline.csv_format import read_rows
-from detector.records import parse_ts
+from detector.offline.csv_format import read_input
+from detector.offline.replay import events_of
 
 
 @dataclass(frozen=True)
@@ -38,25 +38,17 @@ class History:
     best_epoch: int = 0
 
 
-def load_streams(paths: Sequence[tuple[Path, str]]) -> list[Stream]:
-    """Each CSV (timestamp + numeric columns) as one stream; unparsable values become NaN."""
+def load_streams(paths: Sequence[tuple[Path, str]],
+                 on_problem: Callable[[str], None] | None = None) -> list[Stream]:
+    """Each CSV as one stream, every row an event, read by the input rules of
+    detector.offline.csv_format (as replay reads it); `on_problem` hears of each bad row."""
     streams = []
     for path, name in paths:
-        metrics, stamps, rows = read_rows(path)
-        events = []
-        for stamp, row in zip(stamps, rows, strict=True):
-            ts = parse_ts(stamp)
-            if isinstance(ts, str):
-                continue
-            values = {}
-            for j, m in enumerate(metrics):
-                try:
-                    v = float(row[j + 1])
-                except (ValueError, IndexError):
-                    v = math.nan
-                values[m] = v if math.isfinite(v) else math.nan
-            events.append(Event(name, ts, values))
-        streams.append(Stream(name, tuple(events)))
+        source = read_input(path)
+        if on_problem is not None:
+            for problem in source.problems:
+                on_problem(problem)
+        streams.append(Stream(name, tuple(events_of(source, name))))
     return streams
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from detector.daemon.kafka import client_config, ensure_topics
+from detector.kafka_clients import client_config, ensure_topics
 from detector.settings import Settings
 from detector.sim.broker import EmbeddedBroker, free_port
 from detector.sim.incidents import incident_for, match_alerts

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import orjson
 import structlog
 
-from detector.daemon.kafka import build_producer
+from detector.kafka_clients import build_producer
 from detector.records import format_ts
 from detector.settings import KafkaSettings
 from detector.sim.traffic import TrafficGenerator, TrafficPlan, plan_traffic

@@ -1,1 +1,1 @@
-"""Versioned codecs for what outlives a process: model files (and, later, stream state)."""
+"""Partition state: the snapshot codec, the checkpoint steps, the changelog topic and restore."""

@@ -27,8 +27,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from detector.daemon.kafka import client_config
 from detector.errors import RestoreTimeoutError, SettingsError
+from detector.kafka_clients import client_config
 from detector.settings import KafkaSettings
 
 OFFSET_HEADER = "source-offset"

@@ -45,9 +45,9 @@ from kafka.errors import (
 )
 from kafka.structs import OffsetAndMetadata
 
-from detector.daemon.outbox import failure_of
 from detector.engine import Engine
 from detector.errors import SettingsError
+from detector.kafka_clients import failure_of
 from detector.state.changelog import ENGINE_KEY, RESET_KEY, reset_marker, send_state, stream_key
 from detector.state.codec import encode_rows, encode_shared
 

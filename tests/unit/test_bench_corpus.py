@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detector.bench.corpus import NAB_PROFILES, Corpus, RootCause, select
-from detector.bench.nab.corpus import load_profiles
+from detector.bench.corpus import Corpus, RootCause, select
+from detector.bench.nab.profiles import NAB_PROFILES, load_profiles
 from tests.unit.bench_factories import write_corpus
 from tests.unit.test_nab_scorer import SUBSET
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detector.bench.corpus import NAB_PROFILES, Corpus
+from detector.bench.corpus import Corpus
+from detector.bench.nab.profiles import NAB_PROFILES
 from detector.bench.nab.scorer import scaled_sigmoid, score_corpus
 from detector.bench.scoring import evaluate, layouts
 from tests.unit.bench_factories import write_corpus

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from detector.cli import main
-from detector.cli_config import SETTING_FLAGS, env_name
+from detector.cli.config import SETTING_FLAGS, env_name
 from detector.errors import SettingsError
 from detector.settings_env import load_settings
 from tests.conftest import REPO

@@ -8,7 +8,8 @@ import re
 import pytest
 import yaml
 
-from detector.daemon.telemetry import PATHS, Telemetry
+from detector.daemon.probes import PATHS
+from detector.daemon.telemetry import Telemetry
 from detector.settings import ServiceSettings, known_env_names
 from tests.conftest import REPO
 

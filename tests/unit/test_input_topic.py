@@ -47,14 +47,14 @@ def test_wait_reports_the_missing_topic_once_then_returns_its_partitions() -> No
 
     def turned() -> None:
         turns.append(1)
-        seen.append(telemetry.readiness()[1].get("reasons", []))
+        seen.append(telemetry.probes.readiness()[1].get("reasons", []))
 
     structlog.reset_defaults()  # another test's configuration may filter INFO out
     with structlog.testing.capture_logs() as logs:
         assert watch.wait(threading.Event(), turned) == 3
     assert len(turns) == cluster.asked == 4
     assert seen[2] == ["input topic 'metrics' does not exist"]
-    assert telemetry.readiness()[0], "ready once the topic exists"
+    assert telemetry.probes.readiness()[0], "ready once the topic exists"
     assert [e["event"] for e in logs] == ["input_topic_missing", "topic_metadata_failed",
                                           "input_topic_found"]
     assert logs[0]["log_level"] == "error" and logs[0]["topic"] == "metrics"
@@ -79,4 +79,4 @@ def test_recheck_looks_only_while_idle_and_at_most_every_recheck_s() -> None:
     clock.now = 10.5
     watch.recheck(assigned=False)
     assert cluster.asked == 2 and watch.missing
-    assert "input topic 'metrics' does not exist" in telemetry.readiness()[1]["reasons"]
+    assert "input topic 'metrics' does not exist" in telemetry.probes.readiness()[1]["reasons"]

@@ -10,8 +10,9 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from detector.cli import main
-from detector.daemon.kafka import client_config
-from detector.settings import KafkaSettings, settings_summary
+from detector.kafka_clients import client_config
+from detector.settings import KafkaSettings
+from detector.settings_docs import settings_summary
 from detector.settings_env import load_settings
 from tests.conftest import REPO
 
@@ -203,7 +204,7 @@ def test_a_refused_login_or_permission_exits_2_naming_the_credentials(
     # kafka-python raises from the client constructor; the test broker cannot require SASL.
     import kafka.errors
 
-    import detector.daemon.kafka as clients
+    import detector.kafka_clients as clients
 
     def refuse(**_: object) -> None:
         raise getattr(kafka.errors, refusal)("refused")

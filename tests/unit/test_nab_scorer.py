@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detector.bench.nab.corpus import PROFILE_NAMES, NabCorpus, Profile
+from detector.bench.nab.corpus import NabCorpus
 from detector.bench.nab.locate import mismatches, read_manifest
+from detector.bench.nab.profiles import PROFILE_NAMES, Profile
 from detector.bench.nab.scorer import (
     FileScore,
     baselines,

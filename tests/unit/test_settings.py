@@ -9,7 +9,7 @@ import pytest
 
 from detector.cli import main
 from detector.errors import SettingsError
-from detector.settings import example_env_path, render_example_env
+from detector.settings_docs import example_env_path, render_example_env
 from detector.settings_env import load_settings
 from tests.conftest import REPO
 

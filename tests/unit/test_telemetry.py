@@ -121,7 +121,7 @@ def test_the_loss_of_the_broker_and_its_return_are_each_logged_once(
         for _ in range(20):
             clock.now += 1.0
             telemetry.observe_loop(consumer, {})
-        assert not telemetry.readiness()[0]
+        assert not telemetry.probes.readiness()[0]
         for _ in range(5):
             clock.now += 1.0
             heartbeat.last_receive = clock.now
@@ -194,6 +194,21 @@ def test_recorders_count_what_they_are_told(served: Telemetry) -> None:
     assert served_names <= served.metric_names()
 
 
+def test_totals_read_back_the_counts_summed_over_their_labels(served: Telemetry) -> None:
+    served.scored(8)
+    served.scored(4)
+    served.alert_published("critical")
+    served.alert_published("warning")
+    served.alert_published("warning")
+    served.bad_record("payload")
+    served.bad_record("admission")
+    served.evicted(3)
+    totals = served.totals
+    counts = (totals.events, totals.alerts, totals.bad_records, totals.evictions)
+    assert counts == (12, 3, 2, 3)
+    assert all(type(n) is int for n in counts), "ints in the progress line, as before"
+
+
 def _engine_refusal(**limits: float) -> Rejection:
     """The rejection the engine gives a second new stream under these limits."""
     engine = Engine(EngineConfig(hidden_size=4, window=2, **limits))
@@ -224,7 +239,7 @@ def test_the_readme_lists_exactly_the_rejection_kinds() -> None:
 def test_port_zero_serves_nothing() -> None:
     telemetry = Telemetry(port=0)
     telemetry.start()
-    assert telemetry._server is None
+    assert not telemetry.server.serving
     telemetry.stop()
 
 

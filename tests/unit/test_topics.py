@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import detector.daemon.kafka as clients
+import detector.kafka_clients as clients
 import detector.state.changelog as changelog
 from detector.errors import SettingsError
 from detector.settings_env import load_settings

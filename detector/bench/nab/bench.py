@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from detector.bench.nab.profiles import PROFILE_NAMES
 from detector.bench.run import OURS, run_corpus_bench
 from detector.bench.table import render_corpus_table
 from detector.engine import EngineConfig
@@ -24,7 +25,6 @@ SCOREBOARD = (  # NAB v1.1 official results, standard / low FP / low FN
     ("Random Cut Forest", 51.7, 38.4, 59.7),
     ("Windowed Gaussian", 39.6, 20.9, 47.4),
 )
-PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 
 
 def run_bench(nab_root: Path, out: Path, config: EngineConfig, jobs: int,
@@ -38,10 +38,10 @@ def render_table(summary: dict) -> str:
     it, then every number of the corpus bench."""
     shipped = summary["detectors"][OURS]
     lines = [f"{'detector':<36}{'standard':>10}{'low FP':>10}{'low FN':>10}", "-" * 66]
-    rows = [("lstm-detector (this run, swept)", *(summary[p] for p in PROFILES)),
-            ("lstm-detector, held-out", *(summary["held_out"][p] for p in PROFILES)),
+    rows = [("lstm-detector (this run, swept)", *(summary[p] for p in PROFILE_NAMES)),
+            ("lstm-detector, held-out", *(summary["held_out"][p] for p in PROFILE_NAMES)),
             (f"lstm-detector, shipped {shipped['shipped_threshold']:g}",
-             *(shipped["shipped"][p]["score"] for p in PROFILES)), *SCOREBOARD]
+             *(shipped["shipped"][p]["score"] for p in PROFILE_NAMES)), *SCOREBOARD]
     for name, *values in sorted(rows, key=lambda r: -r[1]):
         lines.append(f"{name:<36}" + "".join(f"{v:>10.1f}" for v in values))
     if summary.get("subset"):

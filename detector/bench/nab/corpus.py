@@ -1,10 +1,10 @@
 """The NAB corpus on disk: data files, label windows as row ranges, probation lengths, profiles.
 
-A NAB root holds `data/<category>/<file>.csv` (columns `timestamp,value`),
-`labels/combined_windows.json` (inclusive `[start, end]` timestamps per file) and
-`config/profiles.json` (cost-matrix weights per scoring profile). Everything here works in
-**file row order**: rows are never sorted or de-duplicated, and a window is the row range from
-the first row stamped `start` to the first row stamped `end`.
+A NAB root holds `data/<category>/<file>.csv` (columns `timestamp,value`, read by the input
+rules of detector.offline.csv_format), `labels/combined_windows.json` (inclusive `[start, end]`
+timestamps per file) and `config/profiles.json` (cost-matrix weights per scoring profile).
+Everything here works in **file row order**: rows are never sorted or de-duplicated, and a
+window is the row range from the first row stamped `start` to the first row stamped `end`.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from detector.bench.nab.profiles import PROFILES_JSON, Profile, load_profiles
+from detector.offline.csv_format import parse_stamp, read_input
+
 PROBATION_PERCENT = 0.15
 PROBATION_CAP = 750  # 15 % of 5,000 records
-PROFILE_NAMES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 WINDOWS_JSON = "labels/combined_windows.json"
-PROFILES_JSON = "config/profiles.json"
 
 Rows = tuple[tuple[int, int], ...]
 
@@ -30,16 +31,6 @@ Rows = tuple[tuple[int, int], ...]
 def probation_length(n_records: int) -> int:
     """Leading rows never scored: min(floor(0.15 * n), 750)."""
     return int(min(math.floor(PROBATION_PERCENT * n_records), PROBATION_CAP))
-
-
-@dataclass(frozen=True)
-class Profile:
-    """Cost-matrix weights of one scoring profile (A_TP, A_FP, A_FN)."""
-
-    name: str
-    tp: float
-    fp: float
-    fn: float
 
 
 @dataclass(frozen=True)
@@ -70,53 +61,34 @@ def list_data_files(root: Path) -> tuple[str, ...]:
     return tuple(sorted(p.relative_to(data).as_posix() for p in data.glob("*/*.csv")))
 
 
-def read_data_file(path: Path) -> tuple[tuple[str, ...], np.ndarray]:
-    """(timestamps as written, values as float64) of one `timestamp,value` file."""
-    with Path(path).open(newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, [])
-        if header[:2] != ["timestamp", "value"]:
-            raise ValueError(f"{path}: header {header!r}, expected timestamp,value")
-        rows = [r for r in reader if r]
-    return tuple(r[0] for r in rows), np.array([float(r[1]) for r in rows], dtype=np.float64)
-
-
 def load_windows(root: Path) -> dict[str, list[tuple[str, str]]]:
     """Label windows per file as (start, end) timestamp strings, from combined_windows.json."""
     raw = json.loads((Path(root) / WINDOWS_JSON).read_text())
     return {rel: [(str(a), str(b)) for a, b in spans] for rel, spans in raw.items()}
 
 
-def load_profiles(root: Path) -> dict[str, Profile]:
-    """Profiles from profiles.json: standard, reward_low_FP_rate, reward_low_FN_rate first."""
-    raw = json.loads((Path(root) / PROFILES_JSON).read_text())
-    names = [n for n in PROFILE_NAMES if n in raw] + [n for n in raw if n not in PROFILE_NAMES]
-    out = {}
-    for name in names:
-        cm = raw[name]["CostMatrix"]
-        out[name] = Profile(name, float(cm["tpWeight"]), float(cm["fpWeight"]),
-                            float(cm["fnWeight"]))
-    return out
+def window_rows(seconds: np.ndarray, spans: Iterable[Sequence[str]], rel: str = "") -> Rows:
+    """Inclusive row ranges of label windows over a file's rows, sorted: the one rule of the
+    scorer, the corpus benches, `evaluate` and the report.
 
-
-def window_rows(timestamps: Sequence[str], spans: Iterable[tuple[str, str]],
-                rel: str = "") -> Rows:
-    """Inclusive row ranges of timestamp windows, in row order.
-
-    Each edge is the first row carrying exactly that timestamp. An edge that matches no row
+    `seconds` are the rows' epoch seconds in file order (as detector.offline.csv_format reads an
+    input); each window is `[start, end]`, two timestamps read by the same rules. Each edge is
+    the first row carrying exactly that time (to the microsecond). An edge that matches no row
     (never the case for NAB's labels) snaps inwards: the first row at or after `start`, the
-    last row at or before `end`. Overlapping windows are an error.
+    last row at or before `end`. A window matching no row, a bad edge and overlapping windows
+    are errors (ValueError naming `rel`).
     """
     spans = list(spans)
     if not spans:
         return ()
-    stamps = np.array(timestamps, dtype="datetime64[us]")
+    micros = _micros(np.asarray(seconds, dtype=np.float64))
     rows = []
-    for start, end in spans:
-        left = _edge_row(stamps, np.datetime64(start, "us"), "left")
-        right = _edge_row(stamps, np.datetime64(end, "us"), "right")
+    for span in spans:
+        start, end = _edges(span, rel)
+        left = _edge_row(micros, start, "left")
+        right = _edge_row(micros, end, "right")
         if left < 0 or right < left:
-            raise ValueError(f"{rel}: window {start} .. {end} matches no records")
+            raise ValueError(f"{rel}: window {span[0]} .. {span[1]} matches no records")
         rows.append((left, right))
     rows.sort()
     for (_, end1), (start2, _) in zip(rows, rows[1:], strict=False):
@@ -125,7 +97,24 @@ def window_rows(timestamps: Sequence[str], spans: Iterable[tuple[str, str]],
     return tuple(rows)
 
 
-def _edge_row(stamps: np.ndarray, when: np.datetime64, side: str) -> int:
+def _edges(span: Sequence[str], rel: str) -> tuple[int, int]:
+    """A window's [start, end] in epoch microseconds."""
+    if isinstance(span, str) or len(span) != 2:
+        raise ValueError(f"{rel}: window {span!r}: expected [start, end]")
+    edges = [parse_stamp(str(edge)) for edge in span]
+    bad = next((e for e in edges if isinstance(e, str)), None)
+    if bad is not None:
+        raise ValueError(f"{rel}: window {span!r}: {bad}")
+    start, end = _micros(np.array(edges, dtype=np.float64)).tolist()
+    return start, end
+
+
+def _micros(seconds: np.ndarray) -> np.ndarray:
+    """Epoch seconds as whole microseconds, so equal times compare equal."""
+    return np.round(seconds * 1e6).astype(np.int64)
+
+
+def _edge_row(stamps: np.ndarray, when: int, side: str) -> int:
     exact = np.flatnonzero(stamps == when)
     if exact.size:
         return int(exact[0])
@@ -160,9 +149,12 @@ class NabCorpus:
         if rel not in self._cache:
             if rel not in self.files:
                 raise KeyError(f"{rel}: not a data file of {self.root}")
-            stamps, values = read_data_file(self.data_path(rel))
-            rows = window_rows(stamps, self.label_windows.get(rel, []), rel)
-            self._cache[rel] = DataFile(rel, stamps, values, rows)
+            source = read_input(self.data_path(rel))
+            if source.metrics != ("value",):
+                raise ValueError(f"{source.path}: columns {source.metrics!r}, expected "
+                                 "timestamp,value")
+            rows = window_rows(source.seconds, self.label_windows.get(rel, []), rel)
+            self._cache[rel] = DataFile(rel, source.stamps, source.values[:, 0], rows)
         return self._cache[rel]
 
 

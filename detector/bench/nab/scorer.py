@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.bench.nab.corpus import DataFile, NabCorpus, Profile, Rows, read_run_scores
+from detector.bench.nab.corpus import DataFile, NabCorpus, Rows, read_run_scores
+from detector.bench.nab.profiles import Profile
 
 
 def scaled_sigmoid(y: np.ndarray | float) -> np.ndarray:

@@ -12,26 +12,24 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from detector.bench.nab.corpus import WINDOWS_JSON, window_rows
+from detector.errors import InputFileError
 from detector.offline.csv_format import (
     EXPECTED_PREFIX,
     MANIFEST,
     METRICS_COLUMN,
     OUTPUT_HEADER,
     parse_value,
-    read_rows,
+    read_input,
+    stamp_seconds,
 )
-from detector.records import MAX_TS, MIN_TS, parse_ts
 
 REQUIRED = OUTPUT_HEADER[:3]  # timestamp, anomaly_score, alert
-# Naive (UTC) ISO-8601 timestamps, which numpy parses as parse_ts does
-_NAIVE_ISO = re.compile(r"\d{4}-\d\d-\d\d(?:[ T]\d\d:\d\d(?::\d\d(?:\.\d{1,6})?)?)?")
 
 
 @dataclass
@@ -40,7 +38,7 @@ class StreamRun:
 
     name: str                       # path relative to the replay's output folder
     anchor: str                     # id of its section in the page
-    seconds: np.ndarray             # epoch seconds per row (unparsable: the previous row's)
+    seconds: np.ndarray             # epoch seconds per row, read as the replay read them
     score: np.ndarray
     alert: np.ndarray               # bool per row
     threshold: float | None
@@ -121,7 +119,7 @@ def load_stream(name: str, anchor: str, path: Path, entry: dict,
         cells = columns[header.index(METRICS_COLUMN)]
         ranked = {int(i): [(str(m), float(s)) for m, s in json.loads(cells[i])]
                   for i in np.flatnonzero(alert) if cells[i]}
-    stream = StreamRun(name, anchor, _seconds(stamps), score, alert,
+    stream = StreamRun(name, anchor, stamp_seconds(stamps)[0], score, alert,
                        entry.get("threshold", defaults[0]),
                        entry.get("critical_threshold", defaults[1]), list(expected), {},
                        expected, ranked)
@@ -137,14 +135,17 @@ def _attach_source(stream: StreamRun, source: str | None, n_rows: int) -> None:
     if not Path(source).is_file():
         stream.note = f"input series not found: {source}"
         return
-    metrics, _, inputs = read_rows(Path(source))
-    if len(inputs) != n_rows:
-        stream.note = (f"input series skipped: {source} has {len(inputs)} rows, the scores "
+    try:
+        inputs = read_input(Path(source))
+    except InputFileError as exc:
+        stream.note = f"input series unreadable: {exc}"
+        return
+    if inputs.n != n_rows:
+        stream.note = (f"input series skipped: {source} has {inputs.n} rows, the scores "
                        f"{n_rows}")
         return
-    stream.metrics = metrics
-    stream.actual = {m: floats([r[j + 1] if j + 1 < len(r) else "" for r in inputs])
-                     for j, m in enumerate(metrics)}
+    stream.metrics = list(inputs.metrics)
+    stream.actual = {m: inputs.values[:, j] for j, m in enumerate(inputs.metrics)}
 
 
 def floats(cells: tuple[str, ...] | list[str]) -> np.ndarray:
@@ -163,21 +164,6 @@ def _is_result(path: Path) -> bool:
     return set(REQUIRED) <= {h.strip() for h in header}
 
 
-def _seconds(stamps: list[str]) -> np.ndarray:
-    """Epoch seconds of the timestamps as the replay read them (parse_ts; an unparsable one
-    takes the previous row's). Plain UTC ISO stamps, the usual case, are parsed at once."""
-    if all(map(_NAIVE_ISO.fullmatch, stamps)):
-        micros = np.array(stamps, dtype="datetime64[us]").astype(np.int64)
-        seconds = micros / 1e6
-        if seconds.size == 0 or (seconds.min() >= MIN_TS and seconds.max() <= MAX_TS):
-            return seconds
-    seconds, last = np.empty(len(stamps)), 0.0
-    for i, stamp in enumerate(stamps):
-        ts = parse_ts(stamp)
-        last = seconds[i] = last if isinstance(ts, str) else ts
-    return seconds
-
-
 def _spans_for(name: str, labels: dict) -> list | None:
     """The label windows of a stream: by its relative path, else by a unique file name."""
     if name in labels:
@@ -189,19 +175,10 @@ def _spans_for(name: str, labels: dict) -> list | None:
 def _window_rows(stream: StreamRun, spans: list, labels_path: Path | None
                  ) -> tuple[tuple[int, int], ...]:
     """Row ranges by the scorer's rule (first row stamped start .. first row stamped end)."""
-    edges = []
-    for span in spans:
-        pair = [parse_ts(edge) for edge in span]
-        bad = next((p for p in pair if isinstance(p, str)), None)
-        if len(pair) != 2 or bad:
-            raise ValueError(f"{labels_path}: {stream.name}: window {span!r}: "
-                             f"{bad or 'expected [start, end]'}")
-        edges.append(tuple(_micro(np.array(pair))))
-    return window_rows(_micro(stream.seconds), edges, stream.name)
-
-
-def _micro(seconds: np.ndarray) -> np.ndarray:
-    return np.round(seconds * 1e6).astype(np.int64).astype("datetime64[us]")
+    try:
+        return window_rows(stream.seconds, spans, stream.name)
+    except ValueError as exc:
+        raise ValueError(f"{labels_path}: {exc}") from None
 
 
 def corpus_labels(run: dict) -> Path | None:

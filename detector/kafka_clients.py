@@ -1,4 +1,5 @@
-"""kafka-python clients built from the settings: security, consumer, producer, topics."""
+"""kafka-python clients built from the settings (security, consumer, producer, topics), for the
+daemon, the state changelog, the simulator and the benches; and what became of a send."""
 
 from __future__ import annotations
 
@@ -143,3 +144,8 @@ def probe_cluster(k: KafkaSettings, timeout_s: float) -> tuple[int, set[str]]:
         raise _refused(exc) from None
     finally:
         admin.close()
+
+
+def failure_of(future: Any) -> BaseException | None:
+    """The error of a send that completed unsuccessfully, None while pending or after success."""
+    return future.exception if future.is_done and future.failed() else None

@@ -13,17 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any, get_args
 
-from detector.settings import (
-    ENV_PREFIX,
-    LogSettings,
-    Settings,
-    iter_setting_fields,
-    render_example_env,
-    settings_summary,
-)
+from detector.cli.exits import EXIT_OK, EXIT_USAGE
+from detector.settings import ENV_PREFIX, LogSettings, Settings, iter_setting_fields
+from detector.settings_docs import render_example_env, settings_summary
 
 CHECK_TIMEOUT_S = 3.0  # how long `config --check` waits for the cluster
-EXIT_OK, EXIT_USAGE = 0, 2
 
 LOG_LEVELS = get_args(LogSettings.model_fields["level"].annotation)
 # flag, metavar, (section, field), what it sets
@@ -93,7 +87,7 @@ def config_command(args: argparse.Namespace, settings: Settings) -> int:
         print("detector: DETECTOR_KAFKA_BOOTSTRAP_SERVERS is empty: `run` needs it (`demo` "
               "starts its own broker)", file=sys.stderr)
         return EXIT_OK
-    from detector.daemon.kafka import probe_cluster  # noqa: PLC0415 - kafka only when asked
+    from detector.kafka_clients import probe_cluster  # noqa: PLC0415 - kafka only when asked
 
     brokers, topics = probe_cluster(k, CHECK_TIMEOUT_S)
     present = [t for t in (k.input_topic, k.output_topic, k.dlq_topic) if t and t in topics]
