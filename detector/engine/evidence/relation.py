@@ -30,14 +30,20 @@ def level(z: np.ndarray, valid: np.ndarray, moment: np.ndarray, direction: np.nd
     it counts only when the metric that contributes most to it moves an allowed way."""
     n_valid = valid.sum(axis=1)
     zc = np.where(valid, np.clip(z, -Z_LIMIT, Z_LIMIT), 0.0)
-    d = z.shape[1]
-    a = moment.astype(np.float64) + RIDGE * np.eye(d)
-    contribution = zc * np.linalg.solve(a, zc[..., None])[..., 0]
+    contribution = terms(z, valid, moment)
     distance = contribution.sum(axis=1)
     top = np.argmax(np.where(valid, contribution, -np.inf), axis=1)
     rows = np.arange(z.shape[0])
     against = direction[rows, top] * zc[rows, top] < 0
     return np.where((n_valid >= 2) & ~against, chi2_level(distance, n_valid), 0.0)
+
+
+def terms(z: np.ndarray, valid: np.ndarray, moment: np.ndarray) -> np.ndarray:
+    """Each metric's term [B, D] of the distance z' (M + eps I)^-1 z (they sum to it): how
+    much of the break of the relation goes through that metric."""
+    zc = np.where(valid, np.clip(z, -Z_LIMIT, Z_LIMIT), 0.0)
+    a = moment.astype(np.float64) + RIDGE * np.eye(z.shape[1])
+    return zc * np.linalg.solve(a, zc[..., None])[..., 0]
 
 
 def update(moment: np.ndarray, z: np.ndarray, valid: np.ndarray, seen: np.ndarray,
