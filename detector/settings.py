@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from detector.units import memory_size_bytes
 
 ENV_PREFIX = "DETECTOR_"
+DIRECTIONS = ("up", "down", "both")
 
 
 class _Section(BaseModel):
@@ -229,7 +230,8 @@ class ModelSettings(_Section):
 class AlertSettings(_Section):
     threshold: float = Field(0.7, ge=0.0, le=1.0, description="Score at or above which an "
                              "alert is raised. Score s means an event this unusual happens "
-                             "with probability 10^(-10 s) on that stream: 0.7 = 1e-7.")
+                             "with probability 10^(-7 s) on that stream (its own tail of "
+                             "surprises): 0.7 = about 1 in 80,000.")
     critical_threshold: float = Field(0.9, ge=0.0, le=1.0, description="Score at or above which "
                                       "an alert's severity is critical instead of warning.")
     overrides: dict[str, float] = Field(default_factory=dict, description="Per-stream "
@@ -240,16 +242,33 @@ class AlertSettings(_Section):
                                  "can alert): one incident, one alert.")
     warmup_events: int = Field(64, ge=0, le=1_000_000, description="Events of a new stream "
                                "during which it scores 0 and never alerts.")
-    spatial_margin: float = Field(0.0, ge=0.0, le=10.0, description="When > 0, a value "
-                                  "beyond the stream's own range so far by more than this "
-                                  "fraction of that range scores 1 (new extremes are "
-                                  "anomalies); 0 = off.")
+    spatial_margin: float = Field(0.02, ge=0.0, le=10.0, description="Range rule: the running "
+                                  "mean of a value (half-life spatial_halflife events) beyond "
+                                  "the range of that mean so far by more than this fraction of "
+                                  "the range scores 1 (a sustained shift out of the usual band); "
+                                  "0 = the range rule is off.")
+    spatial_value_margin: float = Field(0.2, ge=0.0, le=10.0, description="Range rule: a single "
+                                        "value beyond the stream's own range so far by more "
+                                        "than this fraction of that range scores 1 (a new "
+                                        "extreme, clear of the noise that sets records at busy "
+                                        "hours).")
     spatial_halflife: float = Field(16.0, ge=0.0, le=1_000_000, description="Half-life, in "
-                                    "events, of a running mean of each value that the "
-                                    "spatial rule also checks against its own range so far, "
-                                    "so a sustained shift out of the usual range scores 1 "
-                                    "even when no single value is a new extreme; 0 = raw "
-                                    "values only.")
+                                    "events, of the running mean the range rule checks; 0 = "
+                                    "single values only.")
+    spatial_warmup_s: float = Field(259_200.0, ge=0.0, le=1e9, description="Seconds a stream "
+                                    "must span (first to current event) before the range rule "
+                                    "trusts its ranges: a young stream's first busy hours are "
+                                    "no incident. 259200 = three daily cycles.")
+    level_evidence: bool = Field(True, description="Also score how far each value lies from "
+                                 "its stream's running mean, in running standard deviations.")
+    relation_evidence: bool = Field(True, description="Also score a stream's metrics leaving "
+                                    "the way they usually move together (a Mahalanobis "
+                                    "distance of their z-scores). Its state (max_metrics^2 x 4 "
+                                    "bytes per stream) is kept either way.")
+    directions: dict[str, str | dict[str, str]] = Field(
+        default_factory=dict, description="Which way streams and metrics may alert, as JSON: "
+        "stream glob → \"up\", \"down\" or \"both\", or → {metric glob: direction}; "
+        "first match wins, unmatched = both, e.g. {\"web-*\": {\"errors\": \"up\"}}.")
     calibration_halflife: float = Field(2_000.0, gt=1, description="Half-life, in events, of "
                                         "the per-stream error statistics the score is "
                                         "calibrated against.")
@@ -262,6 +281,12 @@ class AlertSettings(_Section):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"overrides: threshold {value} for {pattern!r} is outside "
                                  "[0, 1]")
+        for pattern, rule in self.directions.items():
+            for metric, value in (rule.items() if isinstance(rule, dict) else [("", rule)]):
+                if value not in DIRECTIONS:
+                    where = f"{pattern!r}" + (f", metric {metric!r}" if metric else "")
+                    raise ValueError(f"directions: {value!r} for {where} is not one of "
+                                     f"{', '.join(DIRECTIONS)}")
         return self
 
 

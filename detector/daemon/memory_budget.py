@@ -5,7 +5,7 @@ One formula, measured with `python -m detector.bench.memory` (README, Memory):
     needed = BASE + partitions x (PARTITION + max_streams x per_stream)
     per_stream = 2.5 x state row bytes + 3 KiB
 
-The state row is one stream's row of every arena array (3,228 bytes with the default model;
+The state row is one stream's row of every arena array (3,904 bytes with the default model;
 it grows with DETECTOR_MODEL_HIDDEN_SIZE, _WINDOW, _MAX_METRICS and _SEASONAL_BUCKETS). A
 stream costs more than its row: its id, slot and metric names in Python objects, the copy a
 checkpoint takes of every changed row, and, when a partition is restored, its records read

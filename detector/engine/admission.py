@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from detector.engine import direction
 from detector.engine.arena import StreamArena
 from detector.engine.changes import Changes
 from detector.engine.post_rules import threshold_for
@@ -55,6 +56,8 @@ class Admission:
         self.tokens -= 1.0
         thr = threshold_for(ev.stream, cfg.threshold, cfg.threshold_overrides)
         slot = arena.add(ev.stream, names, thr)
+        arena.arrays["direction"][slot, :len(names)] = direction.for_stream(
+            ev.stream, names, cfg.directions)
         # Streams admitted together (a fleet at start-up, every stream reporting at one
         # cadence) would complete their windows on the same events forever, and a whole
         # fleet's training steps would fall into one batch: a latency spike every `window`

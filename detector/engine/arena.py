@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detector.engine.calibrator import N_BINS
+from detector.engine.calibration_tail import N_LEVEL_BINS
 
 N_TIME_FEATURES = 4
-N_SURPRISE_BINS = N_BINS
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,12 @@ def _field_specs(shape: ArenaShape) -> dict[str, tuple[tuple[int, ...], np.dtype
         "smooth": ((d,), f64),                         # running mean of the raw values
         "smooth_min": ((d,), f64), "smooth_max": ((d,), f64),  # and its range so far
         "res_var": ((d,), f64), "res_count": ((), f64),  # forecast residual statistics
-        "surprise_hist": ((N_SURPRISE_BINS,), f32),      # decayed counts of past surprises
+        # Decayed counts of past surprise levels, per evidence (calibration_tail).
+        "surprise_hist": ((N_LEVEL_BINS,), f32), "level_hist": ((N_LEVEL_BINS,), f32),
+        "relation_hist": ((N_LEVEL_BINS,), f32),
+        "relation": ((d, d), f32),                     # running second moment of z-scores
+        "direction": ((d,), np.dtype(np.int8)),        # per metric: 0 both, 1 up, -1 down
+        "first_ts": ((), f64),                         # time of the stream's first event
         "threshold": ((), f64),
         # Mean step (newest minus previous compressed value) by time of day, and its count.
         "season": ((max(shape.seasonal_buckets, 1), d), f32),

@@ -204,7 +204,7 @@ class Engine:
         result.expected[rows] = normalizer.decompress(
             normalizer.denormalise(expected, obs.mean, obs.unit), cfg.log_transform)
         calibrated, result.contribution[rows] = calibrate(cfg, a, bounds, s_all, obs, residual,
-                                                          valid, n_valid)
+                                                          valid)
         warming = obs.seen < cfg.warmup_events
         decided = post_rules.decide(bounds, s_all, calibrated, warming,
                                     obs.outside if cfg.spatial_margin > 0 else None, a,

@@ -10,21 +10,25 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from detector.engine import normalizer
+from detector.engine.evidence import level as level_evidence
 from detector.engine.evidence import range as range_rule
 from detector.engine.evidence import seasonal
 from detector.engine.types import EngineConfig
 
 WINDOW_FIELDS = ("hist", "hist_valid", "hist_time", "hist_prior")
+# Arena fields behind range_rule.RangeState, in its order.
+RANGE_FIELDS = ("seen_min", "seen_max", "smooth", "smooth_min", "smooth_max", "first_ts")
 
 
 @dataclass
 class Observed:
     """What pass 1 hands on, one row per event: z (float32), the persistence prior `last`, the
-    normaliser's mean and unit before the event, events seen before it, the range rule's
-    verdict; per wave, the encoder's window inputs and the windows completed ((slots,
-    [(row in wave, window arrays)]))."""
+    normaliser's mean and unit before the event, the unclipped deviation from that mean,
+    events seen before it, the range rule's verdict; per wave, the encoder's window inputs and
+    the windows completed ((slots, [(row in wave, window arrays)]))."""
 
     z: np.ndarray
+    dev: np.ndarray
     last: np.ndarray
     mean: np.ndarray
     unit: np.ndarray
@@ -42,8 +46,8 @@ def observe(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple[i
     values y, time features tf; `a` the arena's arrays)."""
     cfg = config
     k, n, d = cfg.window, s_all.size, cfg.max_metrics
-    obs = Observed(z=np.empty((n, d), np.float32), last=np.empty((n, d), np.float32),
-                   mean=np.empty((n, d)), unit=np.empty((n, d)),
+    obs = Observed(z=np.empty((n, d), np.float32), dev=np.empty((n, d)),
+                   last=np.empty((n, d), np.float32), mean=np.empty((n, d)), unit=np.empty((n, d)),
                    seen=np.empty(n, np.int64), outside=np.zeros(n, bool))
     valid32 = valid.astype(np.float32)
     spatial, seasons = cfg.spatial_margin > 0, cfg.seasonal_buckets > 0
@@ -63,13 +67,12 @@ def observe(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple[i
             last_z = last_z + prior
         obs.z[lo:hi], obs.last[lo:hi], obs.mean[lo:hi], obs.unit[lo:hi] = (
             z, last_z, mean, unit)
+        obs.dev[lo:hi] = level_evidence.deviation(yw, v, mean, unit, count)
         if cfg.bidirectional:  # the window the encoder reads: the last K inputs seen
             obs.windows.append([a[name][s, k:] for name in
                                 ("hist", "hist_valid", "hist_time")])
         if spatial:
-            obs.outside[lo:hi] = range_rule.outside_range(a, s, x[lo:hi], v,
-                                                          cfg.spatial_margin,
-                                                          cfg.spatial_halflife)
+            obs.outside[lo:hi] = _outside_range(cfg, a, s, x[lo:hi], v, ts[lo:hi])
         if seasons:
             seasonal.learn_step(a, s, buckets[lo:hi], yw, v & (count > 0))
         nm, nv, nc = normalizer.update(yw, v, mean, var, count, cfg.normalizer_halflife)
@@ -96,3 +99,17 @@ def observe(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple[i
             (int(j), {name: a[name][s[j]].copy() for name in WINDOW_FIELDS})
             for j in ready]))
     return obs
+
+
+def _outside_range(cfg: EngineConfig, a: dict[str, np.ndarray], s: np.ndarray, x: np.ndarray,
+                   valid: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Per event of the wave: the range rule (evidence/range.py) against the stream's ranges
+    so far, which then take the event in."""
+    rule = range_rule.RangeRule(cfg.spatial_margin, cfg.spatial_value_margin,
+                                cfg.spatial_halflife, cfg.spatial_warmup_s)
+    state = range_rule.RangeState(*(a[name][s] for name in RANGE_FIELDS))
+    broke, state = range_rule.observe(rule, state, x, valid, ts, a["events_seen"][s],
+                                      a["direction"][s])
+    for name, value in zip(RANGE_FIELDS, state, strict=True):
+        a[name][s] = value
+    return broke

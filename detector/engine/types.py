@@ -50,8 +50,13 @@ class EngineConfig:
     calibration_halflife: float = 2_000.0
     warmup_events: int = 64
     cooldown_events: int = 30
-    spatial_margin: float = 0.0
+    spatial_margin: float = 0.02
+    spatial_value_margin: float = 0.2
     spatial_halflife: float = 16.0
+    spatial_warmup_s: float = 259_200.0
+    level_evidence: bool = True
+    relation_evidence: bool = True
+    directions: Mapping[str, str | Mapping[str, str]] = field(default_factory=dict)
     threshold: float = 0.7
     critical_threshold: float = 0.9
     threshold_overrides: Mapping[str, float] = field(default_factory=dict)
@@ -78,7 +83,10 @@ class EngineConfig:
             log_transform=m.log_transform, normalizer_halflife=m.normalizer_halflife,
             calibration_halflife=a.calibration_halflife, warmup_events=a.warmup_events,
             cooldown_events=a.cooldown_events, spatial_margin=a.spatial_margin,
-            spatial_halflife=a.spatial_halflife, threshold=a.threshold,
+            spatial_value_margin=a.spatial_value_margin, spatial_halflife=a.spatial_halflife,
+            spatial_warmup_s=a.spatial_warmup_s, level_evidence=a.level_evidence,
+            relation_evidence=a.relation_evidence, directions=dict(a.directions),
+            threshold=a.threshold,
             critical_threshold=a.critical_threshold, threshold_overrides=dict(a.overrides),
             max_streams=s.max_streams, admission_burst=s.admission_burst,
             admission_rate=s.admission_rate, initial_capacity=s.initial_capacity, seed=m.seed,

@@ -81,7 +81,8 @@ def test_spatial_margin_scores_a_new_extreme_as_one(tmp_path: Path) -> None:
     values = series(120)
     values[100] = "75"  # above the range so far (~39..61) by more than 5 % of it
     write_series(tmp_path / "s.csv", values)
-    on = EngineConfig(**{**CONFIG.__dict__, "spatial_margin": 0.05})
+    on = EngineConfig(**{**CONFIG.__dict__, "spatial_margin": 0.05,
+                         "spatial_value_margin": 0.05, "spatial_warmup_s": 0.0})
     replay_file(tmp_path / "s.csv", tmp_path / "on.csv", on)
     with (tmp_path / "on.csv").open() as handle:
         raw = [float(r["raw_score"]) for r in csv.DictReader(handle)]
@@ -96,7 +97,8 @@ def test_spatial_rule_catches_a_sustained_shift_that_sets_no_new_extreme(tmp_pat
     raws = {}
     for halflife in (0.0, 16.0):
         config = EngineConfig(**{**CONFIG.__dict__, "spatial_margin": 0.05,
-                                 "spatial_halflife": halflife})
+                                 "spatial_value_margin": 0.05, "spatial_halflife": halflife,
+                                 "spatial_warmup_s": 0.0})
         replay_file(tmp_path / "s.csv", tmp_path / f"{halflife}.csv", config)
         with (tmp_path / f"{halflife}.csv").open() as handle:
             raws[halflife] = np.array([float(r["raw_score"]) for r in csv.DictReader(handle)])

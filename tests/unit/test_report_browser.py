@@ -101,7 +101,9 @@ def test_tables_hold_one_row_per_stream_and_per_alert(page) -> None:
 
 def test_sorting_and_filtering_the_tables(page) -> None:
     run, browser = page
-    scores = [float(a["anomaly_score"]) for a in alert_rows(run / LINK) + alert_rows(run / HOST)]
+    # The table shows scores to 3 decimals.
+    scores = [float(f"{float(a['anomaly_score']):.3f}")
+              for a in alert_rows(run / LINK) + alert_rows(run / HOST)]
     browser.evaluate("document.querySelectorAll('#alerts th')[2].click()")  # score
     shown = [float(v) for v in rows(browser, "alerts", 2)]
     assert shown == sorted(scores, reverse=True)

@@ -1,44 +1,73 @@
-"""The range rule: a value, or the running mean of the values, beyond the range the stream has
-had so far by more than a margin of that range (Numenta's "spatial anomaly", causal: running
-min and max only). The running mean catches a sustained shift out of the usual range that no
-single noisy value makes a new extreme."""
+"""Range evidence: a value, or its running mean, beyond everything the stream has shown.
+
+Operators (and NAB's labellers) take a new extreme for an incident: a spike above every peak so
+far, a sustained shift below every trough. The rule checks each event against the range of the
+values seen before it, and the running mean of the values (half-life `halflife` events) against
+the range of that mean, which catches a sustained shift that no single noisy value makes a new
+extreme. A single value must clear its range by `value_margin` of the range's width, the mean
+by `mean_margin`: traffic whose noise sets a new record at a daily peak now and then must not
+alert on it, a level that leaves the usual band should. A range is only trusted once the
+stream has spanned `warmup_s` seconds (a few daily cycles: a young stream's first busy
+afternoon is no incident), and only breaks in a metric's allowed direction count.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import NamedTuple
+
 import numpy as np
 
-# Arena fields (per stream, per metric): the range of the raw values so far, the running mean
-# of the values and the range of that mean.
-FIELDS = ("seen_min", "seen_max", "smooth", "smooth_min", "smooth_max")
+from detector.engine.direction import DOWN, UP
 
 
-def outside_range(arrays: dict[str, np.ndarray], s: np.ndarray, x: np.ndarray,
-                  valid: np.ndarray, margin: float, halflife: float) -> np.ndarray:
-    """Per event of the wave (streams s, values x): a valid value, or the running mean of the
-    values (half-life `halflife` events), beyond its own range so far by more than `margin`.
-    Checked before the ranges take the event in."""
-    first = np.isnan(arrays["seen_min"][s])  # no value seen yet: the mean starts at this one
-    beyond = _beyond_range(x, valid, arrays, s, "seen_min", "seen_max", margin)
-    if halflife > 0:
-        rate = 1.0 - 0.5 ** (1.0 / halflife)
-        old = arrays["smooth"][s]
-        mean = np.where(first, x, old + rate * (x - old))
-        arrays["smooth"][s] = np.where(valid, mean, old)
-        beyond |= _beyond_range(mean, valid, arrays, s, "smooth_min", "smooth_max", margin,
-                                first)
-    return beyond.any(axis=1)
+@dataclass(frozen=True)
+class RangeRule:
+    mean_margin: float      # 0 = the rule is off
+    value_margin: float
+    halflife: float         # of the running mean; 0 = single values only
+    warmup_s: float
 
 
-def _beyond_range(x: np.ndarray, valid: np.ndarray, arrays: dict[str, np.ndarray],
-                  s: np.ndarray, lo_name: str, hi_name: str, margin: float,
-                  reset: np.ndarray | None = None) -> np.ndarray:
-    """Per metric: x beyond [lo, hi] (NaN = nothing seen yet, or rows in `reset`) by more
-    than margin x (hi - lo); the range then takes the valid values in."""
-    lo, hi = arrays[lo_name][s], arrays[hi_name][s]
-    if reset is not None:
-        lo, hi = np.where(reset, np.nan, lo), np.where(reset, np.nan, hi)
+class RangeState(NamedTuple):
+    """Per stream [B, D] (first_ts [B]): the range of the values (NaN = nothing seen yet),
+    the running mean and its range, and the time of the stream's first event."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    mean: np.ndarray
+    mean_lo: np.ndarray
+    mean_hi: np.ndarray
+    first_ts: np.ndarray
+
+
+def observe(rule: RangeRule, state: RangeState, x: np.ndarray, valid: np.ndarray,
+            ts: np.ndarray, seen: np.ndarray, direction: np.ndarray
+            ) -> tuple[np.ndarray, RangeState]:
+    """(broke [B], new state): whether the event breaks a trusted range of one of its
+    metrics, checked before the ranges take the event in."""
+    first_ts = np.where(seen == 0, ts, state.first_ts)
+    trusted = (ts - first_ts >= rule.warmup_s)[:, None]
+    broke, lo, hi = _beyond(x, valid, state.lo, state.hi, rule.value_margin, direction)
+    mean, mean_lo, mean_hi = state.mean, state.mean_lo, state.mean_hi
+    if rule.halflife > 0:
+        rate = 1.0 - 0.5 ** (1.0 / rule.halflife)
+        first = np.isnan(state.lo)  # nothing seen yet: the mean starts at this value
+        mean = np.where(valid, np.where(first, x, mean + rate * (x - mean)), mean)
+        mean_broke, mean_lo, mean_hi = _beyond(mean, valid, np.where(first, np.nan, mean_lo),
+                                               np.where(first, np.nan, mean_hi),
+                                               rule.mean_margin, direction)
+        broke |= mean_broke
+    return (broke & trusted).any(axis=1), RangeState(lo, hi, mean, mean_lo, mean_hi, first_ts)
+
+
+def _beyond(x: np.ndarray, valid: np.ndarray, lo: np.ndarray, hi: np.ndarray, margin: float,
+            direction: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per metric: x beyond [lo, hi] by more than margin x (hi - lo) in an allowed direction
+    (never where nothing, or one value, was seen); the range then takes the valid x in."""
     width = margin * (hi - lo)
-    beyond = valid & (hi > lo) & ((x > hi + width) | (x < lo - width))
+    above = (x > hi + width) & (direction != DOWN)
+    below = (x < lo - width) & (direction != UP)
+    beyond = valid & (hi > lo) & (above | below)
     xv = np.where(valid, x, np.nan)
-    arrays[lo_name][s], arrays[hi_name][s] = np.fmin(lo, xv), np.fmax(hi, xv)
-    return beyond
+    return beyond, np.fmin(lo, xv), np.fmax(hi, xv)

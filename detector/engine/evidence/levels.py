@@ -1,0 +1,41 @@
+"""One event's surprise levels, one per piece of evidence, before and after each stream's tail.
+
+The forecast residual, the level and the relation each give a level (-log10 of a textbook
+tail probability); each is then lowered to its stream's own experience (`calibration_tail`,
+one histogram per evidence: `HISTORIES`). The event's score is that of its highest level.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detector.engine import calibration_tail
+from detector.engine.direction import one_sided
+from detector.engine.evidence import level as level_evidence
+from detector.engine.evidence import relation as relation_evidence
+
+HISTORIES = ("surprise_hist", "level_hist", "relation_hist")  # arena fields, in level order
+
+
+def textbook(worst: np.ndarray, dev: np.ndarray, valid: np.ndarray, direction: np.ndarray,
+             moment: np.ndarray, *, level: bool, relation: bool) -> np.ndarray:
+    """[3, B] levels of the forecast surprise `worst` (largest squared standardised residual),
+    the deviations `dev` and their relation; NaN where an evidence has nothing to say (no
+    valid metric, or switched off)."""
+    n_valid = valid.sum(axis=1)
+    none = n_valid == 0
+    sides = np.where(one_sided(direction, valid), 1, 2)
+    out = np.full((3, worst.size), np.nan)
+    out[0] = np.where(none, np.nan, calibration_tail.normal_level(worst, n_valid, sides))
+    if level:
+        out[1] = np.where(none, np.nan, level_evidence.level(dev, valid, direction))
+    if relation:
+        out[2] = np.where(n_valid < 2, np.nan,
+                          relation_evidence.level(dev, valid, moment, direction))
+    return out
+
+
+def calibrated(levels: np.ndarray, histories: list[np.ndarray]) -> np.ndarray:
+    """[3, B] levels lowered to each stream's own tail of that evidence (NaN counts as 0)."""
+    return np.stack([calibration_tail.rarity(lv, h)
+                     for lv, h in zip(levels, histories, strict=True)])
