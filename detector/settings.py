@@ -257,8 +257,9 @@ class AlertSettings(_Section):
                                     "single values only.")
     spatial_warmup_s: float = Field(259_200.0, ge=0.0, le=1e9, description="Seconds a stream "
                                     "must span (first to current event) before the range rule "
-                                    "trusts its ranges: a young stream's first busy hours are "
-                                    "no incident. 259200 = three daily cycles.")
+                                    "trusts its ranges and the relation evidence how its "
+                                    "metrics move together: a young stream's first busy hours "
+                                    "are no incident. 259200 = three daily cycles.")
     level_evidence: bool = Field(True, description="Also score how far each value lies from "
                                  "its stream's running mean, in running standard deviations.")
     relation_evidence: bool = Field(True, description="Also score a stream's metrics leaving "

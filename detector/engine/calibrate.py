@@ -45,13 +45,18 @@ def calibrate(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple
         squares = calibrator.standardised_squares(
             direction.allowed_move(r, dev * obs.unit[lo:hi], dirs), v, res_var, mv)
         worst = calibrator.worst_of(squares)
-        textbook = evidence_levels.textbook(
-            worst, dev, v, dirs, a["relation"][s], level=config.level_evidence,
-            relation=config.relation_evidence)
+        terms = (relation_evidence.terms(dev, v, a["relation"][s])
+                 if config.relation_evidence else None)
+        textbook = evidence_levels.textbook(worst, dev, v, dirs, terms,
+                                            level=config.level_evidence)
+        # How a stream's metrics move together through the day is known only once it has
+        # shown a few days (the range rule's warm-up): a young stream's first morning ramp
+        # moves packets and bytes in a ratio it has not seen yet.
+        textbook[2] = np.where(obs.age[lo:hi] >= config.spatial_warmup_s, textbook[2], np.nan)
         histories = [a[name][s] for name in evidence_levels.HISTORIES]
         levels = evidence_levels.calibrated(textbook, histories)
         scores[lo:hi] = calibration_tail.score(levels.max(axis=0))
-        parts[lo:hi] = explain(levels, squares, dev, v, dirs, a["relation"][s])
+        parts[lo:hi] = explain(levels, [squares, direction.signed(dev, dirs) ** 2, terms], v)
         var2, count2 = calibrator.update(r, v, res_var, res_count, mv, prior_var[lo:hi],
                                          halflife)
         a["res_var"][s] = np.where(lw[:, None], var2, res_var)
@@ -66,17 +71,21 @@ def calibrate(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple
     return scores, calibrator.shares(parts)
 
 
-def explain(levels: np.ndarray, squares: np.ndarray, dev: np.ndarray, valid: np.ndarray,
-            dirs: np.ndarray, moment: np.ndarray) -> np.ndarray:
-    """Per metric, its part [B, D] of the evidence with the highest level (-1 where invalid):
-    the standardised forecast residuals, the squared deviations from the running mean (level)
-    or the terms of the relation's distance, in each metric's allowed direction."""
-    top = np.argmax(np.nan_to_num(levels, nan=-1.0), axis=0)
-    parts = squares.copy()
-    rows = np.flatnonzero(top == 1)
-    parts[rows] = np.where(valid[rows], direction.signed(dev[rows], dirs[rows]) ** 2, -1.0)
-    rows = np.flatnonzero(top == 2)
-    if rows.size:
-        terms = relation_evidence.terms(dev[rows], valid[rows], moment[rows])
-        parts[rows] = np.where(valid[rows], np.maximum(terms, 0.0), -1.0)
-    return parts
+def explain(levels: np.ndarray, pieces: list[np.ndarray | None], valid: np.ndarray
+            ) -> np.ndarray:
+    """Per metric, its part [B, D] of the event's evidence (-1 where invalid): each evidence's
+    per-metric pieces (the standardised forecast residuals, the squared deviations from the
+    running mean in the allowed direction, the terms of the relation's distance) as shares,
+    weighed by that evidence's level. Measured HitRate@150% (README, Detection quality): SMD
+    0.77, traffic corpus 1.00; ranking by the forecast alone 0.81 and 0.64, by the top
+    evidence alone 0.64 and 1.00."""
+    weight = np.nan_to_num(np.maximum(levels, 0.0), nan=0.0)
+    parts = np.zeros(valid.shape)
+    for w, piece in zip(weight, pieces, strict=True):
+        if piece is None:
+            continue
+        x = np.where(valid, np.minimum(np.maximum(piece, 0.0), 1e300), 0.0)
+        total = x.sum(axis=1, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            parts += w[:, None] * np.where(total > 0, x / total, 0.0)
+    return np.where(valid, parts, -1.0)

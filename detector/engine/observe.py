@@ -24,7 +24,8 @@ RANGE_FIELDS = ("seen_min", "seen_max", "smooth", "smooth_min", "smooth_max", "f
 class Observed:
     """What pass 1 hands on, one row per event: z (float32), the persistence prior `last`, the
     normaliser's mean and unit before the event, the unclipped deviation from that mean,
-    events seen before it, the range rule's verdict; per wave, the encoder's window inputs and
+    events seen before it, the seconds since its stream's first event, the range rule's
+    verdict; per wave, the encoder's window inputs and
     the windows completed ((slots, [(row in wave, window arrays)]))."""
 
     z: np.ndarray
@@ -33,6 +34,7 @@ class Observed:
     mean: np.ndarray
     unit: np.ndarray
     seen: np.ndarray
+    age: np.ndarray
     outside: np.ndarray
     windows: list[list[np.ndarray]] = field(default_factory=list)
     chunks: list[tuple[np.ndarray, list[tuple[int, dict[str, np.ndarray]]]]] = field(
@@ -48,7 +50,7 @@ def observe(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple[i
     k, n, d = cfg.window, s_all.size, cfg.max_metrics
     obs = Observed(z=np.empty((n, d), np.float32), dev=np.empty((n, d)),
                    last=np.empty((n, d), np.float32), mean=np.empty((n, d)), unit=np.empty((n, d)),
-                   seen=np.empty(n, np.int64), outside=np.zeros(n, bool))
+                   seen=np.empty(n, np.int64), age=np.empty(n), outside=np.zeros(n, bool))
     valid32 = valid.astype(np.float32)
     spatial, seasons = cfg.spatial_margin > 0, cfg.seasonal_buckets > 0
     buckets = seasonal.bucket(ts, cfg.seasonal_buckets) if seasons else ts
@@ -87,6 +89,9 @@ def observe(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple[i
             arr[s, -1] = value
         seen = a["events_seen"][s]
         obs.seen[lo:hi] = seen
+        first_ts = np.where(seen == 0, ts[lo:hi], a["first_ts"][s])
+        a["first_ts"][s] = first_ts
+        obs.age[lo:hi] = ts[lo:hi] - first_ts
         seen = seen + 1
         a["events_seen"][s] = seen
         pos = a["chunk_pos"][s] + 1

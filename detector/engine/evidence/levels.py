@@ -18,10 +18,10 @@ HISTORIES = ("surprise_hist", "level_hist", "relation_hist")  # arena fields, in
 
 
 def textbook(worst: np.ndarray, dev: np.ndarray, valid: np.ndarray, direction: np.ndarray,
-             moment: np.ndarray, *, level: bool, relation: bool) -> np.ndarray:
+             relation_terms: np.ndarray | None, *, level: bool) -> np.ndarray:
     """[3, B] levels of the forecast surprise `worst` (largest squared standardised residual),
-    the deviations `dev` and their relation; NaN where an evidence has nothing to say (no
-    valid metric, or switched off)."""
+    the deviations `dev` and their relation (its distance's terms, None when it is off); NaN
+    where an evidence has nothing to say (no valid metric, or switched off)."""
     n_valid = valid.sum(axis=1)
     none = n_valid == 0
     sides = np.where(one_sided(direction, valid), 1, 2)
@@ -29,9 +29,9 @@ def textbook(worst: np.ndarray, dev: np.ndarray, valid: np.ndarray, direction: n
     out[0] = np.where(none, np.nan, calibration_tail.normal_level(worst, n_valid, sides))
     if level:
         out[1] = np.where(none, np.nan, level_evidence.level(dev, valid, direction))
-    if relation:
+    if relation_terms is not None:
         out[2] = np.where(n_valid < 2, np.nan,
-                          relation_evidence.level(dev, valid, moment, direction))
+                          relation_evidence.level(dev, valid, relation_terms, direction))
     return out
 
 

@@ -23,18 +23,16 @@ LEARN_LIMIT = 4.0      # z enters the moment clipped here, so an incident does n
                        # that anything goes
 
 
-def level(z: np.ndarray, valid: np.ndarray, moment: np.ndarray, direction: np.ndarray
+def level(z: np.ndarray, valid: np.ndarray, parts: np.ndarray, direction: np.ndarray
           ) -> np.ndarray:
-    """Surprise level [B] of the deviations z [B, D] against the moment [B, D, D]. The distance
+    """Surprise level [B] of the deviations z [B, D] whose `terms` are `parts`. The distance
     takes every deviation as it is (zeroing one would break the very relation it measures);
     it counts only when the metric that contributes most to it moves an allowed way."""
     n_valid = valid.sum(axis=1)
-    zc = np.where(valid, np.clip(z, -Z_LIMIT, Z_LIMIT), 0.0)
-    contribution = terms(z, valid, moment)
-    distance = contribution.sum(axis=1)
-    top = np.argmax(np.where(valid, contribution, -np.inf), axis=1)
+    distance = parts.sum(axis=1)
+    top = np.argmax(np.where(valid, parts, -np.inf), axis=1)
     rows = np.arange(z.shape[0])
-    against = direction[rows, top] * zc[rows, top] < 0
+    against = direction[rows, top] * z[rows, top] < 0
     return np.where((n_valid >= 2) & ~against, chi2_level(distance, n_valid), 0.0)
 
 
