@@ -22,6 +22,8 @@ import torch
 
 LEVEL_AT_ONE = 7.0     # the level that scores 1
 HABIT_COUNT = 3.0      # surprises at least this high seen this often are the stream's habit
+YOUNG_WEIGHT = 0.7     # a stream without a tail of its own yet scores its textbook levels at
+TRUSTED_COUNT = 1_000.0  # this weight, rising to 1 as its tail's (decayed) count reaches this
 LEARN_AFTER = 256      # events before a stream's own surprises enter its histogram: the
                        # statistics behind the first ones are still settling
 # Lower bin edges: 0.25 apart up to level 4, then half octaves up to 2^17.
@@ -67,7 +69,10 @@ def rarity(level: np.ndarray, history: np.ndarray) -> np.ndarray:
     seen = at_least[np.arange(u.size), level_bin(u)]
     total = np.maximum(at_least[:, 0], 1.0)
     habitual = -np.log10(np.maximum(seen, 1e-300) / total)
-    return np.where(seen >= HABIT_COUNT, np.minimum(u, habitual), u)
+    # The textbook tail is a prior: until the stream's own tail holds enough surprises to
+    # correct it, its rare levels are taken with a discount (telemetry's tails are heavier).
+    trust = YOUNG_WEIGHT + (1.0 - YOUNG_WEIGHT) * np.minimum(at_least[:, 0] / TRUSTED_COUNT, 1.0)
+    return np.where(seen >= HABIT_COUNT, np.minimum(u, habitual), u * trust)
 
 
 def remember(history: np.ndarray, level: np.ndarray, learn: np.ndarray, halflife: float

@@ -11,6 +11,8 @@ from detector.engine.calibration_tail import (
     HABIT_COUNT,
     LEVEL_AT_ONE,
     N_LEVEL_BINS,
+    TRUSTED_COUNT,
+    YOUNG_WEIGHT,
     chi2_level,
     level_bin,
     normal_level,
@@ -116,13 +118,13 @@ def test_chi2_level_without_degrees_of_freedom_is_zero() -> None:
 
 
 def test_rarity_keeps_a_level_until_it_was_seen_habit_count_times() -> None:
-    assert HABIT_COUNT == 3.0  # the counts below are written for it
-    quiet = [0.1] * 997
+    assert HABIT_COUNT == 3.0 and TRUSTED_COUNT == 1_000  # the counts below are written for it
+    quiet = [0.1] * 1_997  # a stream whose own tail is trusted
     level = np.array([5.0])
     assert rarity(level, history_of(quiet))[0] == 5.0
     assert rarity(level, history_of(quiet + [5.0, 5.0]))[0] == 5.0
     lowered = rarity(level, history_of(quiet + [5.0, 5.0, 5.0]))[0]
-    assert lowered == pytest.approx(-math.log10(3 / 1000))
+    assert lowered == pytest.approx(-math.log10(3 / 2000))
     # A level above every surprise seen keeps its textbook value.
     assert rarity(np.array([9.0]), history_of(quiet + [5.0] * 3))[0] == 9.0
 
@@ -144,9 +146,18 @@ def test_rarity_never_raises_a_level_and_keeps_their_order() -> None:
         level = rng.exponential(3.0, size=64)
         lowered = rarity(level, history)
         assert np.all(lowered <= level) and np.all(lowered >= 0)
-        np.testing.assert_array_equal(lowered[::4], level[::4])
+        np.testing.assert_allclose(lowered[::4], YOUNG_WEIGHT * level[::4])
         higher = rarity(level + rng.uniform(0, 2, size=64), history)
         assert np.all(higher >= lowered)
+
+
+def test_a_young_stream_takes_textbook_levels_at_a_discount_until_its_tail_is_trusted() -> None:
+    level = np.array([6.0])
+    assert rarity(level, history_of([]))[0] == pytest.approx(YOUNG_WEIGHT * 6.0)
+    half = rarity(level, history_of([0.1] * 500))[0]
+    assert half == pytest.approx(6.0 * (YOUNG_WEIGHT + (1 - YOUNG_WEIGHT) * 0.5))
+    assert rarity(level, history_of([0.1] * 1_000))[0] == 6.0
+    assert rarity(level, history_of([0.1] * 5_000))[0] == 6.0
 
 
 def test_rarity_of_nan_and_negative_levels_is_zero() -> None:
