@@ -17,7 +17,7 @@ from detector.engine.types import EngineConfig
 
 WINDOW_FIELDS = ("hist", "hist_valid", "hist_time", "hist_prior")
 # Arena fields behind range_rule.RangeState, in its order.
-RANGE_FIELDS = ("seen_min", "seen_max", "smooth", "smooth_min", "smooth_max", "first_ts")
+RANGE_FIELDS = ("seen_min", "seen_max", "smooth", "smooth_min", "smooth_max")
 
 
 @dataclass
@@ -70,11 +70,15 @@ def observe(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple[i
         obs.z[lo:hi], obs.last[lo:hi], obs.mean[lo:hi], obs.unit[lo:hi] = (
             z, last_z, mean, unit)
         obs.dev[lo:hi] = level_evidence.deviation(yw, v, mean, unit, count)
+        seen = a["events_seen"][s]
+        first_ts = np.where(seen == 0, ts[lo:hi], a["first_ts"][s])
+        a["first_ts"][s] = first_ts
+        obs.seen[lo:hi], obs.age[lo:hi] = seen, ts[lo:hi] - first_ts
         if cfg.bidirectional:  # the window the encoder reads: the last K inputs seen
             obs.windows.append([a[name][s, k:] for name in
                                 ("hist", "hist_valid", "hist_time")])
         if spatial:
-            obs.outside[lo:hi] = _outside_range(cfg, a, s, x[lo:hi], v, ts[lo:hi])
+            obs.outside[lo:hi] = _outside_range(cfg, a, s, x[lo:hi], v, obs.age[lo:hi])
         if seasons:
             seasonal.learn_step(a, s, buckets[lo:hi], yw, v & (count > 0))
         nm, nv, nc = normalizer.update(yw, v, mean, var, count, cfg.normalizer_halflife)
@@ -87,11 +91,6 @@ def observe(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple[i
             arr = a[name]
             arr[s, :-1] = arr[s, 1:]
             arr[s, -1] = value
-        seen = a["events_seen"][s]
-        obs.seen[lo:hi] = seen
-        first_ts = np.where(seen == 0, ts[lo:hi], a["first_ts"][s])
-        a["first_ts"][s] = first_ts
-        obs.age[lo:hi] = ts[lo:hi] - first_ts
         seen = seen + 1
         a["events_seen"][s] = seen
         pos = a["chunk_pos"][s] + 1
@@ -107,14 +106,13 @@ def observe(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple[i
 
 
 def _outside_range(cfg: EngineConfig, a: dict[str, np.ndarray], s: np.ndarray, x: np.ndarray,
-                   valid: np.ndarray, ts: np.ndarray) -> np.ndarray:
+                   valid: np.ndarray, age: np.ndarray) -> np.ndarray:
     """Per event of the wave: the range rule (evidence/range.py) against the stream's ranges
     so far, which then take the event in."""
     rule = range_rule.RangeRule(cfg.spatial_margin, cfg.spatial_value_margin,
                                 cfg.spatial_halflife, cfg.spatial_warmup_s)
     state = range_rule.RangeState(*(a[name][s] for name in RANGE_FIELDS))
-    broke, state = range_rule.observe(rule, state, x, valid, ts, a["events_seen"][s],
-                                      a["direction"][s])
+    broke, state = range_rule.observe(rule, state, x, valid, age, a["direction"][s])
     for name, value in zip(RANGE_FIELDS, state, strict=True):
         a[name][s] = value
     return broke

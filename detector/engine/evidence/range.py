@@ -30,24 +30,22 @@ class RangeRule:
 
 
 class RangeState(NamedTuple):
-    """Per stream [B, D] (first_ts [B]): the range of the values (NaN = nothing seen yet),
-    the running mean and its range, and the time of the stream's first event."""
+    """Per stream [B, D]: the range of the values (NaN = nothing seen yet), the running mean
+    and its range."""
 
     lo: np.ndarray
     hi: np.ndarray
     mean: np.ndarray
     mean_lo: np.ndarray
     mean_hi: np.ndarray
-    first_ts: np.ndarray
 
 
 def observe(rule: RangeRule, state: RangeState, x: np.ndarray, valid: np.ndarray,
-            ts: np.ndarray, seen: np.ndarray, direction: np.ndarray
-            ) -> tuple[np.ndarray, RangeState]:
+            age: np.ndarray, direction: np.ndarray) -> tuple[np.ndarray, RangeState]:
     """(broke [B], new state): whether the event breaks a trusted range of one of its
-    metrics, checked before the ranges take the event in."""
-    first_ts = np.where(seen == 0, ts, state.first_ts)
-    trusted = (ts - first_ts >= rule.warmup_s)[:, None]
+    metrics, checked before the ranges take the event in. `age`: seconds since the stream's
+    first event."""
+    trusted = (age >= rule.warmup_s)[:, None]
     broke, lo, hi = _beyond(x, valid, state.lo, state.hi, rule.value_margin, direction)
     mean, mean_lo, mean_hi = state.mean, state.mean_lo, state.mean_hi
     if rule.halflife > 0:
@@ -58,7 +56,7 @@ def observe(rule: RangeRule, state: RangeState, x: np.ndarray, valid: np.ndarray
                                                np.where(first, np.nan, mean_hi),
                                                rule.mean_margin, direction)
         broke |= mean_broke
-    return (broke & trusted).any(axis=1), RangeState(lo, hi, mean, mean_lo, mean_hi, first_ts)
+    return (broke & trusted).any(axis=1), RangeState(lo, hi, mean, mean_lo, mean_hi)
 
 
 def _beyond(x: np.ndarray, valid: np.ndarray, lo: np.ndarray, hi: np.ndarray, margin: float,
