@@ -67,7 +67,7 @@ def _excerpt(raw: bytes | None, limit: int) -> str | None:
 class Limits:
     max_event_bytes: int = 65_536
     max_stream_id_length: int = 256
-    max_metrics: int = 8
+    max_metrics: int = 64
 
 
 def parse_event(key: bytes | None, value: bytes | None, limits: Limits) -> Event | Rejection:

@@ -353,7 +353,7 @@ def _restore(settings: Settings) -> dict:
     started = time.monotonic()
     restored = restore_partitions(k, config, {tp.partition: o.offset for tp, o in offsets.items()},
                                   timeout_s=settings.state.restore_timeout_s)
-    streams = sum(len(r.engine.arena) for r in restored.values())
+    streams = sum(r.engine.streams for r in restored.values())
     seconds = time.monotonic() - started
     return {"restored_streams": streams, "restore_s": seconds,
             "restore_s_per_10k_streams": seconds / streams * 10_000 if streams else None}
@@ -375,12 +375,13 @@ def _engine_only(config: EngineConfig, spec: LoadSpec, steps: int, batch_size: i
                 engine.process(batch)
                 busy += time.perf_counter() - started
                 bar.update(len(batch))
-    arena = engine.arena
+    arenas = [lane.arena for lane in engine.lanes.values()]
     return {
         "engine_stream_steps_per_s": spec.streams * steps / busy,
         "engine_train_steps": engine.train_steps,
-        "state_bytes_per_stream": arena.state_bytes_per_stream(),
-        "arena_bytes_per_stream": sum(a.nbytes for a in arena.arrays.values()) / len(arena),
+        "state_bytes_per_stream": max(a.state_bytes_per_stream() for a in arenas),
+        "arena_bytes_per_stream": sum(a.nbytes for arena in arenas
+                                      for a in arena.arrays.values()) / engine.streams,
     }
 
 

@@ -265,7 +265,7 @@ class Daemon:
         self._stats_at, self._stats_events = now, events
         log.info("progress", events=events, alerts=totals.alerts, bad_records=totals.bad_records,
                  bad_records_unlogged=unlogged, evictions=totals.evictions,
-                 streams=sum(len(w.engine.arena) for w in self.parts.values()),
+                 streams=sum(w.engine.streams for w in self.parts.values()),
                  events_per_s=round(rate, 1),
                  events_per_s_avg=round(events / elapsed, 1) if elapsed > 0 else 0.0)
 

@@ -5,12 +5,13 @@ One formula, measured with `python -m detector.bench.memory` (README, Memory):
     needed = BASE + partitions x (PARTITION + max_streams x per_stream)
     per_stream = 2.5 x state row bytes + 3 KiB
 
-The state row is one stream's row of every arena array (3,904 bytes with the default model;
-it grows with DETECTOR_MODEL_HIDDEN_SIZE, _WINDOW, _MAX_METRICS and _SEASONAL_BUCKETS). A
-stream costs more than its row: its id, slot and metric names in Python objects, the copy a
-checkpoint takes of every changed row, and, when a partition is restored, its records read
-from the changelog beside the arena being filled. The factors are the largest peaks measured,
-rounded up.
+The state row is the row of every arena array of a stream of 8 metrics (3,904 bytes with the
+default model; it grows with DETECTOR_MODEL_HIDDEN_SIZE, _WINDOW and _SEASONAL_BUCKETS).
+Admission (engine/admission.py) counts max_streams in such rows, so a wider stream takes the
+room of several and the formula holds whatever the widths. A stream costs more than its row:
+its id, slot and metric names in Python objects, the copy a checkpoint takes of every changed
+row, and, when a partition is restored, its records read from the changelog beside the arena
+being filled. The factors are the largest peaks measured, rounded up.
 
 `partitions` is DETECTOR_STATE_MAX_PARTITIONS, or every partition of the input topic when it
 is 0: the worst case is one member holding them all while the others are down.
@@ -24,7 +25,8 @@ from pathlib import Path
 
 import structlog
 
-from detector.engine.arena import ArenaShape, StreamArena
+from detector.engine.admission import REFERENCE_WIDTH
+from detector.engine.arena import ArenaShape, row_bytes
 from detector.errors import SettingsError
 from detector.settings import Settings
 from detector.units import memory_size_bytes
@@ -44,10 +46,12 @@ UNLIMITED = 1 << 60
 
 
 def arena_row_bytes(settings: Settings) -> int:
-    """One stream's row of every state array under these settings."""
+    """The row of every state array of a stream of REFERENCE_WIDTH metrics under these
+    settings: DETECTOR_STATE_MAX_STREAMS counts such rows (engine/admission.py), so a wider
+    stream takes the room of several."""
     m = settings.model
-    shape = ArenaShape(m.hidden_size, m.window, m.max_metrics, m.seasonal_buckets)
-    return StreamArena(shape, capacity=1, max_streams=1).state_bytes_per_stream()
+    width = min(REFERENCE_WIDTH, m.max_metrics)
+    return row_bytes(ArenaShape(m.hidden_size, m.window, width, m.seasonal_buckets))
 
 
 def stream_budget_bytes(settings: Settings) -> int:

@@ -180,9 +180,9 @@ class Partitions:
             self.works[tp] = PartitionWork(engine, offset or 0, offset or 0, reset_from)
             self._seek(tp, offset)
             seconds = time.monotonic() - started
-            self.telemetry.restored(tp.partition, seconds, len(engine.arena))
+            self.telemetry.restored(tp.partition, seconds, engine.streams)
             log.info("partition_restored", partition=name(tp), committed_offset=offset,
-                     streams=len(engine.arena), changelog_records=state.records_read,
+                     streams=engine.streams, changelog_records=state.records_read,
                      seconds=round(seconds, 3))
         positioned = set(self.pending)
         self.consumer.resume(*positioned)

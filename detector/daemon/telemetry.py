@@ -208,7 +208,7 @@ class Telemetry:
                 lag = max(0, highwater - position)
                 self.lag.labels(partition=str(tp.partition)).set(lag)
                 total += lag
-        self.live_streams.set(sum(len(e.arena) for e in engines.values()))
+        self.live_streams.set(sum(e.streams for e in engines.values()))
         for tp, engine in engines.items():
             if math.isfinite(engine.last_train_loss):
                 self.train_loss.labels(partition=str(tp.partition)).set(engine.last_train_loss)

@@ -61,6 +61,12 @@ def _field_specs(shape: ArenaShape) -> dict[str, tuple[tuple[int, ...], np.dtype
     }
 
 
+def row_bytes(shape: ArenaShape) -> int:
+    """One stream's row of every array of an arena of this shape."""
+    return sum(int(np.prod(trailing, dtype=np.int64)) * dtype.itemsize
+               for trailing, dtype in _field_specs(shape).values())
+
+
 class StreamArena:
     """Stream id ↔ slot, and every per-stream array."""
 

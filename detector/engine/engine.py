@@ -1,75 +1,73 @@
 """Engine.process(batch of events) → scores, alert decisions and explanations, in input order.
 
-One Engine is one shard of streams with its own model (the daemon keeps one per Kafka
-partition, the replay one per file), so its results depend only on the order of its own
-events, never on how they were cut into batches. `process` runs the stages in order:
+One Engine is one shard of streams (the daemon keeps one per Kafka partition, the replay one
+per file), so its results depend only on the order of its own events, never on how they were
+cut into batches. Its streams live in lanes (lane.py), one per width class of 4, 8, 16, 32
+and 64 metrics up to DETECTOR_MODEL_MAX_METRICS: a stream's state is a row of its lane's
+arrays, so a 4-metric stream costs a 4-metric row even when 64-metric hosts share the shard,
+and each lane has its own model, as wide as its streams. `process`:
 
-1. planning (plan.py): each event's slot, segment and wave; new streams pass admission
-   (admission.py), which may evict the stream seen least recently;
-2. per segment of waves (the weights are fixed within one):
-   a. normalisation and evidence (observe.py, evidence/): the events normalised against their
-      streams' statistics, the range rule and seasonal steps, the training windows;
-   b. forecast (forecast.py): the LSTM autoencoder's expectation from each stream's state;
-   c. calibration (calibrate.py): residuals → a score in [0, 1] that means the same rarity on
-      every stream;
-   d. post rules (post_rules.py): warm-up → rule overrides → threshold → cooldown;
-   e. training (trainer.py): a step once `train_batch` windows are complete;
-3. severity of the alerts (post_rules.py).
-
-Each pass walks the waves in order where state carries from one wave to the next and works on
-the whole segment at once where it does not; every event goes through the operations of a
-wave-by-wave step, bit for bit.
+1. admission (admission.py) of new streams into their lanes, in event order; it may evict the
+   stream seen least recently, and may ask for the batch to be cut there (CUT);
+2. each lane steps its own events (lane.py: planning, normalisation and evidence, forecast,
+   calibration, post rules, training, severity);
+3. the lanes' results are put back in the batch's order.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch._dynamo  # noqa: F401 - built optimizers import it (1-3 s): pay that at start-up
 
 from detector import __version__
-from detector.engine import normalizer, post_rules
-from detector.engine.admission import Admission
-from detector.engine.arena import N_TIME_FEATURES, ArenaShape, StreamArena
-from detector.engine.calibrate import calibrate
-from detector.engine.changes import Changes
-from detector.engine.features import time_features
-from detector.engine.forecast import forecast
-from detector.engine.lstm_ae import LstmAutoencoder
-from detector.engine.model_file import load_model
-from detector.engine.observe import observe
-from detector.engine.plan import Planner
-from detector.engine.trainer import Trainer
-from detector.engine.types import BatchResult, EngineConfig, Event, SharedState, StreamState
+from detector.engine.admission import CUT, Admission, lane_widths
+from detector.engine.arena import StreamArena
+from detector.engine.lane import Lane
+from detector.engine.model_file import ModelFile, load_model
+from detector.engine.types import (
+    BatchResult,
+    EngineConfig,
+    Event,
+    Rejection,
+    SharedState,
+    StreamState,
+)
+
+Layout = dict[str, tuple[tuple[int, ...], np.dtype]]
+
+
+@dataclass(frozen=True)
+class LaneRows:
+    """Some streams of one lane, with copies of their rows: what a checkpoint encodes."""
+
+    layout: Layout
+    streams: list[str]
+    metric_names: list[tuple[str, ...]]
+    rows: dict[str, np.ndarray]
 
 
 class Engine:
-    """One shard of streams: arena + model + online trainer."""
+    """One shard of streams: lanes by width, and the admission that fills them."""
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: EngineConfig, widths: tuple[int, ...] | None = None) -> None:
+        """`widths`: the lanes (default: lane_widths of max_metrics); one width puts every
+        stream in one lane, as offline training does to train one model."""
         self.config = config
-        self.arena = StreamArena(
-            ArenaShape(config.hidden_size, config.window, config.max_metrics,
-                       config.seasonal_buckets),
-            capacity=config.initial_capacity, max_streams=config.max_streams)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            self.model = LstmAutoencoder(config.max_metrics, N_TIME_FEATURES,
-                                         config.hidden_size, config.window,
-                                         bidirectional=config.bidirectional)
+        self.widths = widths or lane_widths(config.max_metrics)
+        self.lanes: dict[int, Lane] = {}
+        self.lane_of: dict[str, Lane] = {}
+        self.events_processed = 0
+        self.admission = Admission(config, self.widths, self.lanes.values, self._evict)
+        self._model: ModelFile | None = None
         self.weights_digest = "online"
         if config.model_path:
-            self._load_weights(config.model_path)
-        self.trainer = Trainer(self.model, config.learning_rate)
-        self.events_processed = 0
-        self.changes = Changes()
-        self.admission = Admission(config, self.arena, self.changes)
-        self.planner = Planner(config, self.arena, self.changes, self.admission)
+            self._model = self._check_model(config.model_path)
+            self.weights_digest = self._model.digest
+        self._last_loss = float("nan")
+        self._evicted = 0  # streams evicted so far
 
     # -- public ------------------------------------------------------------------------
 
@@ -81,39 +79,36 @@ class Engine:
             start += len(part)
         return BatchResult.concat(parts)
 
-    def _process(self, events: Sequence[Event]) -> BatchResult:
-        """The events up to the plan's cut (all of them, unless admission must evict a stream
-        used earlier in the batch)."""
-        result = BatchResult.empty(len(events), self.config.max_metrics)
-        evicted_before = len(self.changes.evicted)
-        plan = self.planner.plan(events, result, self.events_processed,
-                                 len(self.trainer.pending))
-        if plan.cut is not None:
-            result = result.truncate(plan.cut)
-        result.evicted = len(self.changes.evicted) - evicted_before
-        n = len(result)
-        accepted = np.flatnonzero(plan.slots >= 0)
-        if accepted.size:
-            ts_all = np.zeros(n)
-            ts_all[accepted] = [events[i].ts for i in accepted]
-            order = accepted[np.lexsort((accepted, plan.wave[accepted],
-                                         plan.segment[accepted]))]
-            seq0 = self.events_processed
-            for seg_idx in np.split(order, np.flatnonzero(np.diff(plan.segment[order])) + 1):
-                waves = np.split(seg_idx, np.flatnonzero(np.diff(plan.wave[seg_idx])) + 1)
-                self._step_segment(waves, plan.slots, ts_all, seq0, result)
-                # The plan cut this segment exactly where train_batch windows became ready.
-                if len(self.trainer.pending) >= self.config.train_batch:
-                    self.trainer.step()
-            result.severity = post_rules.severity(result.score, result.alert,
-                                                  self.config.critical_threshold)
-        self.events_processed += n
-        return result
+    def lane(self, width: int) -> Lane:
+        """The lane of this width, made on first use."""
+        lane = self.lanes.get(width)
+        if lane is None:
+            lane = Lane(replace(self.config, max_metrics=width),
+                        self.admission.lane_capacity(width))
+            if self._model is not None and self._model.shape["max_metrics"] == width:
+                lane.load_weights(self._model)
+            self.lanes[width] = lane
+        return lane
 
-    def take_changes(self) -> tuple[np.ndarray, list[str]]:
-        """(slots whose state changed, streams evicted) since the last call: what the next
-        checkpoint writes."""
-        return self.changes.take()
+    @property
+    def streams(self) -> int:
+        """How many streams the engine holds (not __len__: an empty engine is still one)."""
+        return len(self.lane_of)
+
+    def slot_of(self, stream: str) -> int | None:
+        """The stream's slot in its lane's arena; None when the engine does not hold it."""
+        lane = self.lane_of.get(stream)
+        return None if lane is None else lane.arena.slot(stream)
+
+    def arena_of(self, stream: str) -> StreamArena | None:
+        lane = self.lane_of.get(stream)
+        return None if lane is None else lane.arena
+
+    def set_learning(self, learn: bool) -> None:
+        """Learn online or not from now on (offline evaluation scores without learning)."""
+        self.config = replace(self.config, learn=learn)
+        for lane in self.lanes.values():
+            lane.config = lane.planner.config = replace(lane.config, learn=learn)
 
     @property
     def model_version(self) -> str:
@@ -123,92 +118,165 @@ class Engine:
 
     @property
     def last_train_loss(self) -> float:
-        return self.trainer.last_loss
+        return self._last_loss
 
     @property
     def train_steps(self) -> int:
-        return self.trainer.steps
+        return sum(lane.trainer.steps for lane in self.lanes.values())
 
-    def slot_of(self, stream: str) -> int | None:
-        return self.arena.slot(stream)
+    # -- one batch -------------------------------------------------------------------------
 
-    def _load_weights(self, path: str) -> None:
+    def _process(self, events: Sequence[Event]) -> BatchResult:
+        """The events up to where admission cut (all of them, unless it must evict a stream
+        used earlier in the batch)."""
+        seq0 = self.events_processed
+        get = self.lane_of.get
+        lanes = [get(ev.stream) for ev in events]
+        rejected: dict[int, Rejection] = {}
+        evicted_before = self._evicted
+        n = self._admit(events, lanes, rejected, seq0) if None in lanes else len(events)
+        seqs = np.arange(seq0, seq0 + n, dtype=np.int64)
+        first = lanes[0] if n else None
+        if n and not rejected and all(lane is first for lane in lanes[:n]):
+            assert first is not None
+            result = self._step(first, events[:n] if n < len(events) else events, seqs)
+        else:
+            result = self._route(events, lanes, n, seqs, rejected)
+        result.evicted = self._evicted - evicted_before
+        self.events_processed += n
+        return result
+
+    def _admit(self, events: Sequence[Event], lanes: list[Lane | None],
+               rejected: dict[int, Rejection], seq0: int) -> int:
+        """Enrol the batch's new streams in event order; how many events can be stepped now
+        (fewer than all when admission cut). Known streams have their newest event recorded as
+        the walk passes it, so an eviction later in the walk sees they are in use."""
+        for i, ev in enumerate(events):
+            lane = self.lane_of.get(ev.stream)  # afresh: the walk may have evicted it
+            if lane is not None:
+                slot = lane.arena.slot(ev.stream)
+                lane.arena.arrays["last_seq"][slot] = seq0 + i
+                lanes[i] = lane
+                continue
+            admitted = self.admission.admit(ev, seq0 + i, seq0)
+            if isinstance(admitted, Rejection):
+                rejected[i] = admitted
+                continue
+            if admitted == CUT:
+                return i
+            lane = self.lane(admitted)
+            lane.enrol(ev, seq0 + i)
+            self.lane_of[ev.stream] = lanes[i] = lane
+        return len(events)
+
+    def _route(self, events: Sequence[Event], lanes: list[Lane | None], n: int,
+               seqs: np.ndarray, rejected: dict[int, Rejection]) -> BatchResult:
+        """Each lane steps its own events; their results in the batch's order."""
+        groups: dict[int, list[int]] = {}
+        for i in range(n):
+            lane = lanes[i]
+            if i not in rejected and lane is not None:
+                groups.setdefault(lane.width, []).append(i)
+        width = max(groups, default=1)
+        result = BatchResult.empty(n, width)
+        for i, why in rejected.items():
+            result.rejected[i] = why
+        for w, members in groups.items():
+            idx = np.array(members, dtype=np.int64)
+            part = self._step(self.lanes[w], [events[i] for i in members], seqs[idx])
+            result.put(idx, part)
+        return result
+
+    def _step(self, lane: Lane, events: Sequence[Event], seqs: np.ndarray) -> BatchResult:
+        steps = lane.trainer.steps
+        result = lane.process(events, seqs)
+        if lane.trainer.steps != steps:
+            self._last_loss = lane.trainer.last_loss
+        return result
+
+    def _evict(self, lane: Lane, stream: str) -> None:
+        lane.evict(stream)
+        del self.lane_of[stream]
+        self._evicted += 1
+
+    def _check_model(self, path: str) -> ModelFile:
         loaded = load_model(Path(path))
-        if loaded.shape != self.config.shape:
+        cfg = self.config
+        want = {k: v for k, v in cfg.shape.items() if k != "max_metrics"}
+        got = {k: v for k, v in loaded.shape.items() if k != "max_metrics"}
+        if got != want or loaded.shape.get("max_metrics") not in self.widths:
             raise ValueError(f"{path}: the model's shape {loaded.shape} does not match the "
-                             f"settings {self.config.shape}")
-        self.model.load_state_dict({k: torch.from_numpy(v) for k, v in loaded.weights.items()})
-        self.weights_digest = loaded.digest
+                             f"settings {want} with a lane of {list(self.widths)} metrics")
+        return loaded
 
     # -- checkpoint and restore ------------------------------------------------------------
 
-    def stream_state(self, slot: int) -> StreamState:
-        arena = self.arena
-        stream = arena.stream_ids[slot]
-        if stream is None:
-            raise KeyError(f"slot {slot} holds no stream")
-        return StreamState(stream, arena.metric_names[slot], arena.row(slot))
+    def take_changes(self) -> tuple[dict[int, np.ndarray], list[str]]:
+        """(per lane width, slots whose state changed; streams evicted) since the last call:
+        what the next checkpoint writes."""
+        changed, evicted = {}, []
+        for width, lane in self.lanes.items():
+            changed[width], gone = lane.changes.take()
+            evicted += gone
+        return changed, evicted
+
+    def rows(self, changed: dict[int, np.ndarray] | None) -> Iterator[LaneRows]:
+        """Copies of the rows of the `changed` slots, or of every stream when None."""
+        for width, lane in self.lanes.items():
+            arena = lane.arena
+            slots = (np.sort(arena.live_slots()).astype(np.int64) if changed is None
+                     else changed.get(width, np.zeros(0, dtype=np.int64)))
+            if slots.size:
+                yield LaneRows(arena.specs, [arena.stream_ids[s] for s in slots],  # type: ignore[misc]
+                               [arena.metric_names[s] for s in slots],
+                               {name: arr[slots] for name, arr in arena.arrays.items()})
+
+    def stream_state(self, stream: str) -> StreamState:
+        lane = self.lane_of[stream]
+        slot = lane.arena.slot(stream)
+        assert slot is not None
+        return StreamState(stream, lane.arena.metric_names[slot], lane.arena.row(slot))
+
+    def layout_for(self, n_metrics: int) -> Layout:
+        """The state layout of a stream of `n_metrics` metrics (KeyError-free: ValueError when
+        no lane holds that many)."""
+        if not 0 < n_metrics <= self.widths[-1]:
+            raise ValueError(f"a stream of {n_metrics} metrics, more than "
+                             f"DETECTOR_MODEL_MAX_METRICS={self.widths[-1]}")
+        return self.lane(self.admission.width_for(n_metrics)).arena.specs
 
     def shared_state(self) -> SharedState:
-        """Everything that is not per stream: weights, optimiser, pending windows, counters."""
-        trainer, admission = self.trainer, self.admission
-        meta = {"events_processed": self.events_processed, "train_steps": trainer.steps,
-                # JSON has no NaN: an engine that has not trained yet stores None.
-                "last_train_loss": (trainer.last_loss if math.isfinite(trainer.last_loss)
-                                    else None),
-                "tokens": admission.tokens, "tokens_at": admission.tokens_at,
-                "pending": len(trainer.pending), "weights_digest": self.weights_digest}
-        return SharedState(trainer.state(), meta)
+        """Everything that is not per stream: per lane its weights, optimiser and pending
+        windows; the admission's counters."""
+        arrays, lanes = {}, {}
+        for width, lane in self.lanes.items():
+            state = lane.shared_state()
+            arrays.update({f"{width}/{k}": v for k, v in state.arrays.items()})
+            lanes[str(width)] = state.meta
+        meta = {"events_processed": self.events_processed, "tokens": self.admission.tokens,
+                "tokens_at": self.admission.tokens_at, "lanes": lanes}
+        return SharedState(arrays, meta)  # type: ignore[arg-type]
 
     def restore(self, shared: SharedState | None, streams: Iterable[StreamState]) -> None:
         """Load a checkpoint into this fresh engine: it then continues exactly where the
         engine that wrote the checkpoint stood."""
-        if self.events_processed or len(self.arena):
+        if self.events_processed or self.streams:
             raise RuntimeError("restore needs a fresh engine")
         for st in streams:
-            self.arena.put(st.stream, st.metric_names, st.row)
+            lane = self.lane(self.admission.width_for(len(st.metric_names)))
+            lane.arena.put(st.stream, st.metric_names, st.row)
+            self.lane_of[st.stream] = lane
         if shared is None:
             return
         meta = shared.meta
-        self.trainer.restore(shared.arrays, int(meta["pending"]))
-        self.events_processed = int(meta["events_processed"])
-        self.trainer.steps = int(meta["train_steps"])
-        loss = meta["last_train_loss"]
-        self.trainer.last_loss = float("nan") if loss is None else float(loss)
-        self.admission.tokens = float(meta["tokens"])
-        self.admission.tokens_at = int(meta["tokens_at"])
-        self.weights_digest = str(meta["weights_digest"])
-
-    # -- one segment of waves ------------------------------------------------------------
-
-    def _step_segment(self, waves: list[np.ndarray], slots: np.ndarray, ts_all: np.ndarray,
-                      seq0: int, result: BatchResult) -> None:
-        """Stages 2a-2d over one segment (rows of `result` in wave order)."""
-        cfg, a = self.config, self.arena.arrays
-        rows = np.concatenate(waves)
-        s_all = slots[rows]
-        bounds = list(itertools.pairwise(np.cumsum([0] + [w.size for w in waves]).tolist()))
-        x = result.actual[rows]
-        y = normalizer.compress(x, cfg.log_transform)
-        valid = (a["metric_mask"][s_all] > 0) & ~np.isnan(y)
-        y = np.where(valid, y, 0.0)
-        ts = ts_all[rows]
-        tf = time_features(ts)
-        obs = observe(cfg, a, bounds, s_all, ts, x, y, valid, tf)
-        expected = forecast(self.model, a, bounds, s_all, rows + seq0, obs, valid, tf,
-                            cfg.bidirectional, self.trainer.pending)
-        residual = np.where(valid, obs.z - expected, 0.0)
-        n_valid = valid.sum(axis=1)
-        result.error[rows] = np.where(n_valid > 0, (residual * residual).sum(axis=1)
-                                      / np.maximum(n_valid, 1), np.nan)
-        result.expected[rows] = normalizer.decompress(
-            normalizer.denormalise(expected, obs.mean, obs.unit), cfg.log_transform)
-        calibrated, result.contribution[rows] = calibrate(cfg, a, bounds, s_all, obs, residual,
-                                                          valid)
-        warming = obs.seen < cfg.warmup_events
-        decided = post_rules.decide(bounds, s_all, calibrated, warming,
-                                    obs.outside if cfg.spatial_margin > 0 else None, a,
-                                    cfg.cooldown_events)
-        result.score[rows], result.raw_score[rows] = decided.published, decided.raw
-        result.alert[rows], result.threshold[rows] = decided.alert, decided.threshold
-        result.warming[rows] = warming
+        for width, lane_meta in meta["lanes"].items():  # type: ignore[union-attr]
+            prefix = f"{width}/"
+            arrays = {k[len(prefix):]: v for k, v in shared.arrays.items()
+                      if k.startswith(prefix)}
+            self.lane(int(width)).restore_shared(SharedState(arrays, lane_meta))
+        self.events_processed = int(meta["events_processed"])  # type: ignore[arg-type]
+        self.admission.tokens = float(meta["tokens"])  # type: ignore[arg-type]
+        self.admission.tokens_at = int(meta["tokens_at"])  # type: ignore[arg-type]
+        trained = [lane for lane in self.lanes.values() if lane.trainer.steps]
+        if trained:
+            self._last_loss = trained[-1].trainer.last_loss

@@ -41,7 +41,7 @@ class Rejection:
 class EngineConfig:
     hidden_size: int = 32
     window: int = 8
-    max_metrics: int = 8
+    max_metrics: int = 64
     learning_rate: float = 3e-3
     train_batch: int = 16
     learn: bool = True
@@ -153,11 +153,31 @@ class BatchResult:
         """One result of consecutive parts of a batch."""
         if len(parts) == 1:
             return parts[0]
-        arrays = {name: np.concatenate([getattr(p, name) for p in parts])
+        width = max(p.expected.shape[1] for p in parts)  # parts' lanes may differ
+
+        def widened(a: np.ndarray) -> np.ndarray:
+            if a.ndim == 1 or a.shape[1] == width:
+                return a
+            return np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=np.nan)
+
+        arrays = {name: np.concatenate([widened(getattr(p, name)) for p in parts])
                   for name in _PER_EVENT}
         return cls(rejected=[r for p in parts for r in p.rejected],
                    metric_names=[m for p in parts for m in p.metric_names],
                    evicted=sum(p.evicted for p in parts), **arrays)
+
+    def put(self, idx: np.ndarray, part: BatchResult) -> None:
+        """Write `part`, the result of events `idx` of this batch, in their places (its
+        metric columns may be fewer than this result's)."""
+        for name in _PER_EVENT:
+            mine, theirs = getattr(self, name), getattr(part, name)
+            if theirs.ndim == 2:
+                mine[idx, :theirs.shape[1]] = theirs
+            else:
+                mine[idx] = theirs
+        for j, i in enumerate(idx.tolist()):
+            self.rejected[i] = part.rejected[j]
+            self.metric_names[i] = part.metric_names[j]
 
     def truncate(self, n: int) -> BatchResult:
         """The result of the first n events."""

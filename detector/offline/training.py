@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.engine import Engine, EngineConfig, Event
+from detector.engine.admission import lane_widths
 from detector.engine.model_file import save_model
 from detector.offline.csv_format import read_input
 from detector.offline.replay import events_of
@@ -97,17 +98,19 @@ def fit(streams: Sequence[Stream], config: EngineConfig, *, epochs: int,
         on_events: Callable[[int], None] | None = None) -> tuple[Engine, History]:
     """Train for up to `epochs`; returns an engine holding the best weights and the history."""
     train, val = split(streams, validation_split)
-    template = Engine(config)
+    width = lane_width(streams, config)
+    template = Engine(config, widths=(width,)).lane(width)
     history = History()
     best_state, best_loss, waited = None, math.inf, 0
     for epoch in range(1, epochs + 1):
-        engine = Engine(config)  # fresh per-stream state, carried weights and optimiser
-        engine.model.load_state_dict(template.model.state_dict())
-        engine.trainer.optimizer.load_state_dict(template.trainer.optimizer.state_dict())
+        engine = Engine(config, widths=(width,))  # fresh per-stream state
+        lane = engine.lane(width)                 # carried weights and optimiser
+        lane.model.load_state_dict(template.model.state_dict())
+        lane.trainer.optimizer.load_state_dict(template.trainer.optimizer.state_dict())
         train_loss = _run(engine, interleave(train), on_events=on_events)
-        engine.config = dataclasses.replace(config, learn=False)
+        engine.set_learning(False)
         val_loss = _run(engine, interleave(val), on_events=on_events)
-        template = engine
+        template = lane
         history.epochs.append(epoch)
         history.train_loss.append(train_loss)
         history.val_loss.append(val_loss)
@@ -116,27 +119,38 @@ def fit(streams: Sequence[Stream], config: EngineConfig, *, epochs: int,
         monitored = val_loss if not math.isnan(val_loss) else train_loss
         if monitored < best_loss - 1e-6:
             best_loss, waited, history.best_epoch = monitored, 0, epoch
-            best_state = {k: v.clone() for k, v in engine.model.state_dict().items()}
+            best_state = {k: v.clone() for k, v in lane.model.state_dict().items()}
         else:
             waited += 1
             if waited >= patience:
                 break
-    final = Engine(config)
+    final = Engine(config, widths=(width,))
     if best_state is not None:
-        final.model.load_state_dict(best_state)
+        final.lane(width).model.load_state_dict(best_state)
     return final, history
+
+
+def lane_width(streams: Sequence[Stream], config: EngineConfig) -> int:
+    """The one lane offline training and evaluation put every stream in: the narrowest that
+    holds the widest stream (a model is as wide as its lane; the daemon loads it into the lane
+    of that width)."""
+    widest = max((len(s.events[0].metrics) for s in streams if s.events), default=1)
+    return next((w for w in lane_widths(config.max_metrics) if w >= widest),
+                config.max_metrics)
 
 
 def save_trained(engine: Engine, path: Path, history: History, sources: Sequence[str]) -> str:
     meta = {"epochs": history.epochs, "train_loss": history.train_loss,
             "val_loss": history.val_loss, "best_epoch": history.best_epoch,
             "sources": list(sources)}
-    return save_model(path, engine.model, engine.config.shape, meta)
+    (lane,) = engine.lanes.values()
+    return save_model(path, lane.model, lane.config.shape, meta)
 
 
 def evaluate(streams: Sequence[Stream], config: EngineConfig) -> tuple[float, dict[str, dict]]:
     """Mean forecast error over all streams (no learning), and per stream its scores/alerts."""
-    engine = Engine(dataclasses.replace(config, learn=False))
+    width = lane_width(streams, config)
+    engine = Engine(dataclasses.replace(config, learn=False), widths=(width,))
     per_stream: dict[str, dict] = {}
     total, count = 0.0, 0
     for s in streams:

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-import numpy as np
 import structlog
 from kafka import TopicPartition
 from kafka.errors import (
@@ -214,18 +213,12 @@ class Checkpoint:
         changed, evicted = engine.take_changes()
         if not self.write_state:
             return 0, iter(())
-        arena = engine.arena
         tombstones = [stream_key(s) for s in dict.fromkeys(evicted)
                       if engine.slot_of(s) is None]
         # After a reset marker the whole state follows it: the marker hides every earlier
         # record, those of an earlier checkpoint of this partition included.
-        slots = (np.sort(arena.live_slots()).astype(np.int64) if work.reset_from is not None
-                 else changed)
-        streams = [arena.stream_ids[s] for s in slots]
-        names = [arena.metric_names[s] for s in slots]
-        rows = {name: arr[slots] for name, arr in arena.arrays.items()}  # copies
+        lanes = list(engine.rows(None if work.reset_from is not None else changed))
         shared = encode_shared(engine.shared_state(), engine.config.shape)
-        layout = arena.specs
 
         marker = ([(partition, work.reset_from, RESET_KEY, reset_marker(work.reset_from))]
                   if work.reset_from is not None else [])
@@ -234,15 +227,18 @@ class Checkpoint:
             yield from marker
             for key in tombstones:
                 yield partition, offset, key, None
-            for start in range(0, len(slots), ENCODE_CHUNK):
-                part = slice(start, start + ENCODE_CHUNK)
-                chunk = {name: arr[part] for name, arr in rows.items()}
-                encoded = encode_rows(streams[part], names[part], chunk, layout)
-                for stream, value in zip(streams[part], encoded, strict=True):
-                    yield partition, offset, stream_key(stream), value
+            for part in lanes:
+                for start in range(0, len(part.streams), ENCODE_CHUNK):
+                    cut = slice(start, start + ENCODE_CHUNK)
+                    chunk = {name: arr[cut] for name, arr in part.rows.items()}
+                    encoded = encode_rows(part.streams[cut], part.metric_names[cut], chunk,
+                                          part.layout)
+                    for stream, value in zip(part.streams[cut], encoded, strict=True):
+                        yield partition, offset, stream_key(stream), value
             yield partition, offset, ENGINE_KEY, shared
 
-        return len(marker) + len(tombstones) + len(slots) + 1, records()
+        rows = sum(len(part.streams) for part in lanes)
+        return len(marker) + len(tombstones) + rows + 1, records()
 
     def _finish(self, flight: _InFlight) -> Outcome:
         self._flight = None

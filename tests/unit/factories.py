@@ -30,9 +30,11 @@ def traffic(n_streams: int = 5, n_steps: int = 300, *, seed: int = 0, step_s: fl
 
 
 def fleet(n_streams: int = 4, n_steps: int = 200, n_metrics: int = 2, *, seed: int = 0,
-          step_s: float = 300.0, spike: tuple[int, int, float] | None = None) -> list[Event]:
+          step_s: float = 300.0, spike: tuple[int, int, float] | None = None,
+          widths: tuple[int, ...] = ()) -> list[Event]:
     """Step-major events of streams with `n_metrics` correlated, daily-cycled metrics (the
-    first scaled by `spike`=(stream, step, factor) at that step)."""
+    first scaled by `spike`=(stream, step, factor) at that step); with `widths`, stream s
+    carries only the first widths[s % len(widths)] of them."""
     rng = np.random.default_rng(seed)
     base = 10 ** rng.uniform(2, 6, size=(n_streams, n_metrics))
     events = []
@@ -44,6 +46,7 @@ def fleet(n_streams: int = 4, n_steps: int = 200, n_metrics: int = 2, *, seed: i
                                                         + rng.normal(0, 0.02, n_metrics))
             if spike is not None and spike[:2] == (s, t):
                 values[0] *= spike[2]
-            events.append(Event(f"host-{s}/if{n_metrics}", T0 + t * step_s,
-                                {f"m{j}": float(v) for j, v in enumerate(values)}))
+            width = widths[s % len(widths)] if widths else n_metrics
+            events.append(Event(f"host-{s}/if{width}", T0 + t * step_s,
+                                {f"m{j}": float(v) for j, v in enumerate(values[:width])}))
     return events

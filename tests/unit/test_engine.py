@@ -70,8 +70,17 @@ def test_explanation_gives_expected_close_to_actual_on_a_learned_stream() -> Non
     assert expected["bytes_in"] == pytest.approx(actual["bytes_in"], rel=0.5)
 
 
-def test_state_per_stream_stays_within_four_kilobytes_at_default_size() -> None:
-    assert Engine(EngineConfig()).arena.state_bytes_per_stream() <= 4096
+def test_a_four_metric_stream_costs_at_most_four_kilobytes_beside_wide_hosts() -> None:
+    engine = Engine(EngineConfig())  # defaults: up to 64 metrics per stream
+    wide = {f"m{j}": 1.0 + j for j in range(64)}
+    mid = dict(list(wide.items())[:20])
+    result = engine.process([Event("link", T0, {"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0}),
+                             Event("host", T0, wide), Event("mid", T0, mid)])
+    assert result.rejected == [None, None, None]
+    assert engine.arena_of("link").state_bytes_per_stream() <= 4096
+    assert engine.arena_of("host").shape.max_metrics == 64
+    assert engine.arena_of("mid").shape.max_metrics == 32
+    assert {w: lane.arena.capacity for w, lane in engine.lanes.items()}.keys() == {4, 32, 64}
 
 
 def test_change_only_in_the_relation_between_metrics_is_caught() -> None:

@@ -25,7 +25,8 @@ import numpy as np
 import pytest
 
 from detector.engine import Engine, EngineConfig, Event
-from detector.state.codec import encode_shared, encode_stream, load_records
+from detector.engine.arena import StreamArena
+from detector.state.codec import encode_rows, encode_shared, load_records
 from tests.unit.factories import fleet
 
 BASE = EngineConfig(hidden_size=8, window=4, train_batch=8, warmup_events=32)
@@ -38,6 +39,7 @@ class Variant:
     streams: int = 4
     metrics: int = 2
     catches_spikes: bool = True
+    widths: tuple[int, ...] = ()  # metrics of each stream in turn (default: all `metrics`)
 
 
 VARIANTS = {
@@ -59,6 +61,15 @@ VARIANTS = {
                                streams=6, catches_spikes=False),
     "one_metric": Variant(dataclasses.replace(BASE, max_metrics=1), metrics=1),
     "sixteen_metrics": Variant(dataclasses.replace(BASE, max_metrics=16), metrics=12),
+    # Streams of 1, 6 and 12 metrics: lanes of 4, 8 and 16 side by side.
+    "mixed_widths": Variant(dataclasses.replace(BASE, max_metrics=16), streams=6, metrics=12,
+                            widths=(1, 6, 12)),
+    # The same for the room of 3 rows of 8 metrics: evictions across lanes all along (a
+    # 12-metric stream takes the room of two).
+    "mixed_widths_tight": Variant(dataclasses.replace(BASE, max_metrics=16, max_streams=3,
+                                                      initial_capacity=2),
+                                  streams=6, metrics=12, widths=(12, 1, 6),
+                                  catches_spikes=False),
 }
 
 
@@ -68,7 +79,7 @@ def variant(request: pytest.FixtureRequest) -> Variant:
 
 
 def events_of(v: Variant, **kw: object) -> list[Event]:
-    return fleet(v.streams, STEPS, v.metrics, **kw)  # type: ignore[arg-type]
+    return fleet(v.streams, STEPS, v.metrics, widths=v.widths, **kw)  # type: ignore[arg-type]
 
 
 def run(config: EngineConfig, events: list[Event], sizes: list[int] | None = None,
@@ -128,9 +139,9 @@ def test_a_restored_engine_continues_exactly_like_the_original(variant: Variant)
     cut = variant.streams * 77 + 1  # mid-step, with training windows pending
     original = Engine(variant.config)
     run(variant.config, events[:cut], engine=original)
-    layout = original.arena.specs
-    streams = [encode_stream(original.stream_state(int(s)), layout)
-               for s in original.arena.live_slots()]
+    streams = [record for part in original.rows(None)
+               for record in encode_rows(part.streams, part.metric_names, part.rows,
+                                         part.layout)]
     copy_ = Engine(variant.config)
     load_records(copy_, encode_shared(original.shared_state(), variant.config.shape),
                  list(reversed(streams)))  # slot order must not matter
@@ -163,9 +174,9 @@ LEARNED = ("norm_mean", "norm_var", "norm_count", "res_var", "seen_min", "seen_m
            "smooth_min", "smooth_max", "last_y", "relation")
 
 
-def fill_a_gap(variant: Variant) -> tuple[Engine, int, int, dict[str, np.ndarray]]:
-    """(engine, slot, metric column, the slot's fields before): an engine 90 steps in, after
-    an event whose first metric is missing."""
+def fill_a_gap(variant: Variant) -> tuple[StreamArena, int, int, dict[str, np.ndarray]]:
+    """(the stream's arena, slot, metric column, the slot's fields before): an engine 90
+    steps in, after an event whose first metric is missing."""
     events = events_of(variant)
     at = variant.streams * 90
     engine = Engine(variant.config)
@@ -176,19 +187,20 @@ def fill_a_gap(variant: Variant) -> tuple[Engine, int, int, dict[str, np.ndarray
     gap = events[at]
     slot = engine.slot_of(gap.stream)
     metric = next(iter(gap.metrics))
-    j = engine.arena.metric_names[slot].index(metric)
-    before = engine.arena.row(slot)
+    arena = engine.arena_of(gap.stream)
+    j = arena.metric_names[slot].index(metric)
+    before = arena.row(slot)
     result = engine.process([Event(gap.stream, gap.ts, {**gap.metrics, metric: math.nan})])
     assert result.rejected == [None] and math.isfinite(result.score[0])
-    return engine, slot, j, before
+    return arena, slot, j, before
 
 
 def test_a_missing_value_is_scored_but_never_learned(variant: Variant) -> None:
-    engine, slot, j, before = fill_a_gap(variant)
+    arena, slot, j, before = fill_a_gap(variant)
     for name in LEARNED:
-        np.testing.assert_array_equal(engine.arena.arrays[name][slot, j], before[name][j],
+        np.testing.assert_array_equal(arena.arrays[name][slot, j], before[name][j],
                                       err_msg=name)
-    assert engine.arena.arrays["hist_valid"][slot, -1, j] == 0
+    assert arena.arrays["hist_valid"][slot, -1, j] == 0
 
 
 def test_the_input_is_never_mutated_and_a_seed_gives_one_run(variant: Variant) -> None:

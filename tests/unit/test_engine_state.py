@@ -22,9 +22,9 @@ FAST = EngineConfig(hidden_size=16, window=4, train_batch=8, warmup_events=32)
 
 
 def checkpoint(engine: Engine) -> tuple[bytes, list[bytes]]:
-    layout = engine.arena.specs
-    streams = [encode_stream(engine.stream_state(int(slot)), layout)
-               for slot in engine.arena.live_slots()]
+    streams = [encode_stream(engine.stream_state(stream), engine.layout_for(len(names)))
+               for part in engine.rows(None)
+               for stream, names in zip(part.streams, part.metric_names, strict=True)]
     return encode_shared(engine.shared_state(), engine.config.shape), streams
 
 
@@ -40,11 +40,11 @@ def test_records_of_another_layout_are_refused() -> None:
     shared, (stream,) = checkpoint(engine)
     bigger = Engine(dataclasses.replace(FAST, hidden_size=32))
     with pytest.raises(ValueError, match="layout"):
-        decode_stream(stream, bigger.arena.specs)
+        decode_stream(stream, bigger.layout_for)
     with pytest.raises(ValueError, match="shape"):
         decode_shared(shared, bigger.config.shape)
     with pytest.raises(ValueError):
-        decode_stream(stream[:-3], engine.arena.specs)
+        decode_stream(stream[:-3], engine.layout_for)
     with pytest.raises(ValueError):
         decode_shared(b"garbage", FAST.shape)
 
@@ -70,12 +70,12 @@ def test_a_full_arena_evicts_the_stream_seen_least_recently() -> None:
     assert result.rejected == [None] and result.evicted == 1
     slots, evicted = engine.take_changes()
     assert evicted == ["b"]
-    assert engine.slot_of("b") is None and len(engine.arena) == 3
+    assert engine.slot_of("b") is None and engine.streams == 3
     # d took b's slot, starting from a clean row, and is dirty; b's old slot is not reused
     # by anything stale.
     slot = engine.slot_of("d")
-    assert slots.tolist() == [slot]
-    assert engine.arena.arrays["events_seen"][slot] == 1
+    assert slots[4].tolist() == [slot]
+    assert engine.arena_of("d").arrays["events_seen"][slot] == 1
     # b comes back as a new stream and evicts the next least recent (a).
     engine.process([one("b", 2)])
     assert engine.take_changes()[1] == ["a"]
@@ -110,7 +110,7 @@ def test_new_streams_beyond_the_burst_are_admitted_at_the_rate_per_event() -> No
 def test_stream_state_names_the_stream_and_its_metrics() -> None:
     engine = Engine(FAST)
     engine.process([Event("host/eth0", T0, {"bytes": 5.0, "packets": 2.0})])
-    state = engine.stream_state(engine.slot_of("host/eth0"))
+    state = engine.stream_state("host/eth0")
     assert isinstance(state, StreamState)
     assert state.stream == "host/eth0" and state.metric_names == ("bytes", "packets")
     assert state.row["events_seen"] == 1
@@ -123,7 +123,7 @@ def test_an_engine_that_has_not_trained_yet_round_trips() -> None:
     assert engine.train_steps == 0
     shared, streams = checkpoint(engine)
     copy = restored(FAST, shared, streams)
-    assert math.isnan(copy.last_train_loss) and len(copy.arena) == 2
+    assert math.isnan(copy.last_train_loss) and copy.streams == 2
 
 
 # Long enough for every field to hold something: the tail histograms fill from event 256 on,
@@ -138,14 +138,14 @@ def test_every_field_of_every_stream_survives_a_checkpoint_round_trip() -> None:
     engine.process(traffic(n_streams=3, n_steps=300, spike=(1, 280, 6.0)))
     copy = restored(LIVED, *checkpoint(engine))
     for stream in ("host-0/eth0", "host-1/eth0", "host-2/eth0"):
-        want = engine.arena.row(engine.slot_of(stream))
-        got = copy.arena.row(copy.slot_of(stream))
-        assert set(got) == set(want) == set(engine.arena.specs)
+        want = engine.stream_state(stream).row
+        got = copy.stream_state(stream).row
+        assert set(got) == set(want) == set(engine.arena_of(stream).specs)
         for name, value in want.items():
             assert got[name].dtype == value.dtype, name
             np.testing.assert_array_equal(got[name], value, err_msg=f"{stream} {name}")
     # ... and the fields the quality defaults added hold real state, not zeros.
-    row = engine.arena.row(engine.slot_of("host-0/eth0"))
+    row = engine.stream_state("host-0/eth0").row
     assert all(row[name].sum() > 0 for name in ("surprise_hist", "level_hist", "relation_hist"))
     assert row["relation"][:2, :2].min() > 0.5          # bytes_in and bytes_out move together
     assert row["direction"].tolist()[:2] == [1, 1] and row["first_ts"] == T0
@@ -171,7 +171,7 @@ def after_restore(config: EngineConfig, zeroed: str | None = None) -> tuple[Engi
     copy.restore(decode_shared(shared, config.shape), [
         st if zeroed is None else
         dataclasses.replace(st, row={**st.row, zeroed: np.zeros_like(st.row[zeroed])})
-        for st in (decode_stream(s, copy.arena.specs) for s in streams)])
+        for st in (decode_stream(s, copy.layout_for) for s in streams)])
     return original, copy
 
 

@@ -114,7 +114,7 @@ def test_offsets_that_went_backwards_start_the_partition_afresh_with_a_marker(
     with structlog.testing.capture_logs() as logs:
         partitions.assign({TP0})  # the broker lost the group's offsets: none committed
     work = partitions.works[TP0]
-    assert len(work.engine.arena) == 0 and work.position == 0 and work.reset_from == 0
+    assert work.engine.streams == 0 and work.position == 0 and work.reset_from == 0
     assert consumer.positions[TP0] == 0
     [error] = [e for e in logs if e["event"] == "input_offsets_went_backwards"]
     assert error["log_level"] == "error" and error["partition"] == "in[0]"
@@ -142,7 +142,7 @@ def test_a_position_below_the_partitions_starts_it_over_there(partitions, consum
     with structlog.testing.capture_logs() as logs:
         partitions.check_positions()
     work = partitions.works[TP0]
-    assert work.position == 0 and work.reset_from == 0 and len(work.engine.arena) == 0
+    assert work.position == 0 and work.reset_from == 0 and work.engine.streams == 0
     assert [e["now"] for e in logs if e["event"] == "input_offsets_went_backwards"] == [0]
 
 

@@ -154,8 +154,8 @@ def test_result_rows_carry_expected_values_and_ranked_metrics_on_alert_rows(
     (["timestamp", "a", "host"], [["1", "2", "x"], ["2", "3", "y"]],
      "no numeric value in column 'host'"),
     (["timestamp", "value"], [], "no data row after the header"),
-    (["timestamp", *(f"m{j:02d}" for j in range(19))], [["1", *["0.5"] * 19]],
-     ":2: 19 metrics per row, more than DETECTOR_MODEL_MAX_METRICS=8"),
+    (["timestamp", *(f"m{j:02d}" for j in range(70))], [["1", *["0.5"] * 70]],
+     ":2: 70 metrics per row, more than DETECTOR_MODEL_MAX_METRICS=64"),
 ])
 def test_replay_of_an_unusable_csv_exits_2_with_one_line_naming_the_file(
         tmp_path: Path, clean_env, capsys, header: list[str], rows: list[list[str]],
@@ -166,6 +166,25 @@ def test_replay_of_an_unusable_csv_exits_2_with_one_line_naming_the_file(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"detector: {bad}") and problem in err
     assert not (tmp_path / "out").exists(), "nothing is replayed when one input is unusable"
+
+
+def test_a_wide_host_is_scored_with_the_defaults_and_its_spiking_metric_ranked_first(
+        tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    rows = []
+    for i in range(400):
+        level = 1 + 0.2 * math.sin(i / 20)
+        row = [10 * (j + 1) * level * math.exp(rng.normal(0, 0.03)) for j in range(19)]
+        if i == 350:
+            row[13] *= 8
+        rows.append([iso(1_400_000_000 + 300 * i), *(f"{v:.4f}" for v in row)])
+    header = ["timestamp", *(f"m{j:02d}" for j in range(19))]
+    write_table(tmp_path / "host.csv", header, rows)
+    replay_file(tmp_path / "host.csv", tmp_path / "out.csv", EngineConfig())  # the defaults
+    with (tmp_path / "out.csv").open() as handle:
+        out = list(csv.DictReader(handle))
+    assert out[350]["alert"] == "1" and json.loads(out[350]["metrics"])[0][0] == "m13"
+    assert sum(row["alert"] == "1" for row in out) <= 3
 
 
 def test_too_many_metrics_is_an_error_in_a_parallel_replay_too_not_silent_zeros(

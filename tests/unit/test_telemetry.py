@@ -154,8 +154,8 @@ def test_observe_loop_exports_lag_streams_and_loss_and_revocation_drops_them(
     consumer = SimpleNamespace(assignment=lambda: {tp0, tp1},
                                highwater={tp0: 120, tp1: None}.get,
                                position=lambda tp, timeout_ms: {tp0: 100, tp1: 7}[tp])
-    engines = {tp0: SimpleNamespace(arena=range(30), last_train_loss=0.25),
-               tp1: SimpleNamespace(arena=range(12), last_train_loss=math.nan)}
+    engines = {tp0: SimpleNamespace(streams=30, last_train_loss=0.25),
+               tp1: SimpleNamespace(streams=12, last_train_loss=math.nan)}
     served.assigned([0, 1])
     assert served.observe_loop(consumer, engines) == 20, "the lag it knows, summed"
     values = samples(served)
