@@ -191,3 +191,21 @@ def test_a_restored_engine_judges_by_the_restored_tail_and_range() -> None:
         reference = after_restore(config)[0].process(events[cut:]).raw_score
         lost = after_restore(config, zeroed=name)[1].process(events[cut:]).raw_score
         assert not np.array_equal(lost, reference), f"{name} is never read"
+
+
+def test_a_wide_stream_takes_the_room_of_the_narrow_rows_its_state_would_hold() -> None:
+    engine = Engine(dataclasses.replace(FAST, max_streams=20, admission_burst=100))
+    engine.process([one(f"n{i}", 0) for i in range(20)])        # 20 one-metric streams
+    rows = engine.admission.row_bytes
+    budget = engine.admission.budget_bytes                      # 20 rows of 8 metrics
+    wide = Event("host", T0, {f"m{j}": float(j) for j in range(64)})
+    result = engine.process([wide])
+    # n0, n1, ... are evicted, least recent first, until the 64-metric row fits the budget.
+    room = (budget - rows[64]) // rows[4]
+    assert result.rejected == [None] and result.evicted == 20 - room
+    assert engine.take_changes()[1] == [f"n{i}" for i in range(20 - room)]
+    assert engine.streams == room + 1 and engine.arena_of("host").shape.max_metrics == 64
+    # A stream whose row alone is over the budget is refused, saying why.
+    tiny = Engine(dataclasses.replace(FAST, max_streams=1))
+    (why,) = tiny.process([wide]).rejected
+    assert why is not None and why.kind == "admission" and "bytes of state" in why.detail
