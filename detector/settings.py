@@ -208,8 +208,8 @@ class ModelSettings(_Section):
     window: int = Field(8, ge=2, le=128, description="Events per window the decoder "
                         "reconstructs from the carried state (also the BPTT length).")
     max_metrics: int = Field(64, ge=1, le=64, description="Most metrics one stream may "
-                             "carry. Streams live in lanes of 4, 8, 16, 32 and 64 metrics (up "
-                             "to this), each with its own model: a narrow stream costs a "
+                             "carry. Streams live in lanes of 8, 16, 32 and 64 metrics (up to "
+                             "this), each with its own model: a narrow stream costs a "
                              "narrow row.")
     learning_rate: float = Field(3e-3, gt=0, le=1, description="Adam learning rate of the "
                                  "online updates.")

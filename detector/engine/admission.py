@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from detector.engine.lane import Lane
 
 CUT = -1  # admission needs the batch stepped up to this event first (see the docstring)
-WIDTH_CLASSES = (4, 8, 16, 32, 64)
+WIDTH_CLASSES = (8, 16, 32, 64)
 REFERENCE_WIDTH = 8  # DETECTOR_STATE_MAX_STREAMS counts rows of this many metrics
 
 

@@ -80,7 +80,7 @@ def test_a_four_metric_stream_costs_at_most_four_kilobytes_beside_wide_hosts() -
     assert engine.arena_of("link").state_bytes_per_stream() <= 4096
     assert engine.arena_of("host").shape.max_metrics == 64
     assert engine.arena_of("mid").shape.max_metrics == 32
-    assert {w: lane.arena.capacity for w, lane in engine.lanes.items()}.keys() == {4, 32, 64}
+    assert {w: lane.arena.capacity for w, lane in engine.lanes.items()}.keys() == {8, 32, 64}
 
 
 def test_change_only_in_the_relation_between_metrics_is_caught() -> None:

@@ -61,14 +61,14 @@ VARIANTS = {
                                streams=6, catches_spikes=False),
     "one_metric": Variant(dataclasses.replace(BASE, max_metrics=1), metrics=1),
     "sixteen_metrics": Variant(dataclasses.replace(BASE, max_metrics=16), metrics=12),
-    # Streams of 1, 6 and 12 metrics: lanes of 4, 8 and 16 side by side.
-    "mixed_widths": Variant(dataclasses.replace(BASE, max_metrics=16), streams=6, metrics=12,
-                            widths=(1, 6, 12)),
-    # The same for the room of 3 rows of 8 metrics: evictions across lanes all along (a
-    # 12-metric stream takes the room of two).
-    "mixed_widths_tight": Variant(dataclasses.replace(BASE, max_metrics=16, max_streams=3,
+    # Streams of 1, 12 and 20 metrics: lanes of 8, 16 and 24 side by side.
+    "mixed_widths": Variant(dataclasses.replace(BASE, max_metrics=24), streams=6, metrics=20,
+                            widths=(1, 12, 20)),
+    # The same in the room of 4 rows of 8 metrics: evictions across lanes all along (a
+    # 20-metric stream takes the room of three).
+    "mixed_widths_tight": Variant(dataclasses.replace(BASE, max_metrics=24, max_streams=4,
                                                       initial_capacity=2),
-                                  streams=6, metrics=12, widths=(12, 1, 6),
+                                  streams=6, metrics=20, widths=(20, 1, 12),
                                   catches_spikes=False),
 }
 

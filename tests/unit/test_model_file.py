@@ -36,11 +36,11 @@ def test_saved_model_loaded_by_a_new_engine_gives_identical_scores(tmp_path: Pat
 
 def test_model_of_another_shape_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "ae.npz"
-    lane = Engine(CONFIG).lane(4)
+    lane = Engine(CONFIG).lane(8)
     save_model(path, lane.model, lane.config.shape)
     with pytest.raises(ValueError, match="does not match"):
         Engine(EngineConfig(hidden_size=32, window=4, model_path=str(path)))
-    with pytest.raises(ValueError, match="does not match"):  # no lane of 4 metrics
+    with pytest.raises(ValueError, match="does not match"):  # no lane of 8 metrics
         Engine(EngineConfig(hidden_size=16, window=4, max_metrics=2, model_path=str(path)))
 
 
