@@ -37,6 +37,7 @@ import numpy as np
 from detector.errors import InputFileError
 from detector.records import MIN_TS, parse_ts
 
+MOST_METRICS = 64  # the highest DETECTOR_MODEL_MAX_METRICS
 OUTPUT_HEADER = ("timestamp", "anomaly_score", "alert", "raw_score", "raw_error")
 EXPECTED_PREFIX = "expected_"  # then one column per input metric: the model's forecast
 METRICS_COLUMN = "metrics"     # on alert rows: JSON [[metric, share], ...], largest first
@@ -120,8 +121,7 @@ def check_input(path: Path, max_metrics: int) -> None:
         if len(metrics) > max_metrics:
             raise InputFileError(
                 f"{path}:2: {len(metrics)} metrics per row, more than "
-                f"DETECTOR_MODEL_MAX_METRICS={max_metrics} allows (set it to {len(metrics)} "
-                "or more)")
+                f"DETECTOR_MODEL_MAX_METRICS={max_metrics} allows ({_widen(len(metrics))})")
         waiting = dict.fromkeys(range(len(metrics) + 1))  # column index: none valid so far
         seen = False
         for _, row in rows:
@@ -226,3 +226,10 @@ def _unusable(path: Path, stamps_ok: bool, without_number: list[str]) -> InputFi
     return InputFileError(f"{path}: no numeric value in column{'s' * (len(without_number) > 1)} "
                           f"{', '.join(map(repr, without_number))} (every column after "
                           "'timestamp' must be a number)")
+
+
+def _widen(n_metrics: int) -> str:
+    """What to do about a file of more metrics than the engine takes."""
+    if n_metrics <= MOST_METRICS:
+        return f"set it to {n_metrics} or more"
+    return f"a stream carries at most {MOST_METRICS}: split the columns across files"
