@@ -69,10 +69,12 @@ def changelog_state(bootstrap: str, group: str, config: EngineConfig = DAEMON_DE
         assert restored.unreadable is None, restored.unreadable
         assert engine.events_processed, f"no engine state for partition {partition}"
         shared = engine.shared_state()
-        rows = {engine.arena.stream_ids[s]: engine.arena.row(int(s))
-                for s in engine.arena.live_slots()}
-        out[partition] = ({**shared.arrays, **{f"meta/{k}": v for k, v in shared.meta.items()
-                                               if k != "last_train_loss"}}, rows)
+        rows = {stream: engine.stream_state(stream).row for stream in engine.lane_of}
+        meta = {f"meta/{k}": v for k, v in shared.meta.items() if k != "lanes"}
+        for width, lane in shared.meta["lanes"].items():  # type: ignore[union-attr]
+            meta.update({f"meta/{width}/{k}": v for k, v in lane.items()
+                         if k != "last_train_loss"})
+        out[partition] = ({**shared.arrays, **meta}, rows)
     return out
 
 
