@@ -23,7 +23,7 @@ from detector.engine import Engine, SharedState, StreamState
 
 STREAM_MAGIC = b"LDS1"
 SHARED_FORMAT = "lstm-detector/engine-state"
-SHARED_VERSION = 1
+SHARED_VERSION = 2  # 2: arrays and counters per lane (lanes by width)
 _HEADER_LEN = struct.Struct(">I")
 
 Layout = dict[str, tuple[tuple[int, ...], np.dtype]]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from detector.engine import Engine, EngineConfig, Event, SharedState, StreamState
+from detector.state import codec
 from detector.state.codec import (
     decode_shared,
     decode_stream,
@@ -209,3 +210,13 @@ def test_a_wide_stream_takes_the_room_of_the_narrow_rows_its_state_would_hold() 
     tiny = Engine(dataclasses.replace(FAST, max_streams=1))
     (why,) = tiny.process([wide]).rejected
     assert why is not None and why.kind == "admission" and "bytes of state" in why.detail
+
+
+def test_an_engine_record_from_before_the_lanes_is_refused_not_misread(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    old = SharedState({"w/x": np.zeros(1)}, {"events_processed": 5, "pending": 0})
+    monkeypatch.setattr(codec, "SHARED_VERSION", 1)  # as written before the lanes
+    record = encode_shared(old, FAST.shape)
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="version 1 is not readable"):
+        decode_shared(record, FAST.shape)
