@@ -70,6 +70,12 @@ class EmbeddedBroker:
                 raise BrokerUnavailableError(
                     f"embedded broker exited with code {self._proc.returncode} "
                     f"(port {self.port} in use?)")
+            try:  # the port first: a client would log an error for each refused connect
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            except OSError as exc:
+                last_error = exc
+                time.sleep(0.05)
+                continue
             try:
                 admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
                                          request_timeout_ms=2_000, bootstrap_timeout_ms=2_000)
