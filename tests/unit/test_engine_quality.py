@@ -191,7 +191,7 @@ def test_a_recurring_daily_step_scores_lower_once_it_is_the_streams_habit(
     first, *later = office_week
     assert first == 1.0
     # The tail learns from event 256 (day 1) on; a few sightings later the step is habit (the
-    # fourth or fifth morning, depending on the weights' initialisation).
+    # fifth or sixth morning, depending on the weights' initialisation).
     assert min(later[3:5]) < 0.5, office_week
     # It is the tail that lowers it, not a forecast that learnt the step.
     monkeypatch.setattr(calibration_tail, "HABIT_COUNT", math.inf)
