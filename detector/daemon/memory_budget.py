@@ -25,8 +25,8 @@ from pathlib import Path
 
 import structlog
 
-from detector.engine.admission import REFERENCE_WIDTH
-from detector.engine.arena import ArenaShape, row_bytes
+from detector.engine.admission import reference_row_bytes
+from detector.engine.types import EngineConfig
 from detector.errors import SettingsError
 from detector.settings import Settings
 from detector.units import memory_size_bytes
@@ -49,9 +49,7 @@ def arena_row_bytes(settings: Settings) -> int:
     """The row of every state array of a stream of REFERENCE_WIDTH metrics under these
     settings: DETECTOR_STATE_MAX_STREAMS counts such rows (engine/admission.py), so a wider
     stream takes the room of several."""
-    m = settings.model
-    width = min(REFERENCE_WIDTH, m.max_metrics)
-    return row_bytes(ArenaShape(m.hidden_size, m.window, width, m.seasonal_buckets))
+    return reference_row_bytes(EngineConfig.from_settings(settings))
 
 
 def stream_budget_bytes(settings: Settings) -> int:

@@ -37,8 +37,21 @@ def lane_widths(max_metrics: int) -> tuple[int, ...]:
     return tuple(w for w in WIDTH_CLASSES if w < max_metrics) + (max_metrics,)
 
 
+def narrowest_lane(widths: tuple[int, ...], n_metrics: int) -> int:
+    """The lane of a stream of `n_metrics` metrics: the narrowest that holds them (the widest
+    for more than any holds; admission refuses those first)."""
+    return next((w for w in widths if w >= n_metrics), widths[-1])
+
+
 def shape_of(config: EngineConfig, width: int) -> ArenaShape:
+    """The arena shape of a lane of `width` metrics under `config`."""
     return ArenaShape(config.hidden_size, config.window, width, config.seasonal_buckets)
+
+
+def reference_row_bytes(config: EngineConfig) -> int:
+    """The row DETECTOR_STATE_MAX_STREAMS counts: a stream of REFERENCE_WIDTH metrics (fewer
+    when max_metrics is lower). The memory check (daemon/memory_budget.py) counts the same."""
+    return row_bytes(shape_of(config, min(REFERENCE_WIDTH, config.max_metrics)))
 
 
 class Admission:
@@ -51,12 +64,11 @@ class Admission:
         self.tokens = float(self.burst)
         self.tokens_at = 0  # engine event number of the last refill
         self.row_bytes = {w: row_bytes(shape_of(config, w)) for w in widths}
-        reference = row_bytes(shape_of(config, min(REFERENCE_WIDTH, config.max_metrics)))
-        self.budget_bytes = config.max_streams * reference
+        self.budget_bytes = config.max_streams * reference_row_bytes(config)
 
     def width_for(self, n_metrics: int) -> int:
         """The lane of a stream of `n_metrics` metrics (at most max_metrics)."""
-        return next(w for w in self.widths if w >= n_metrics)
+        return narrowest_lane(self.widths, n_metrics)
 
     def lane_capacity(self, width: int) -> int:
         """The most streams a lane can ever hold."""

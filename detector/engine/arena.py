@@ -99,7 +99,7 @@ class StreamArena:
         return np.fromiter(self._slot_of.values(), dtype=np.int64, count=len(self._slot_of))
 
     def add(self, stream: str, metric_names: tuple[str, ...], threshold: float) -> int:
-        """Claim a slot for a new stream, in its initial state; caller checks `is_full`."""
+        """Claim a slot for a new stream, in its initial state; admission has made room."""
         slot = self._claim(stream, metric_names)
         self.arrays["metric_mask"][slot, : len(metric_names)] = 1.0
         self.arrays["threshold"][slot] = threshold
@@ -126,10 +126,6 @@ class StreamArena:
         self._free.append(slot)
         return slot
 
-    @property
-    def is_full(self) -> bool:
-        return len(self._slot_of) >= self.max_streams
-
     def _claim(self, stream: str, metric_names: tuple[str, ...]) -> int:
         if self._free:
             slot = self._free.pop()
@@ -149,7 +145,7 @@ class StreamArena:
         return slot
 
     def state_bytes_per_stream(self) -> int:
-        return sum(a[0].nbytes for a in self.arrays.values())
+        return row_bytes(self.shape)
 
     def _grow(self, capacity: int) -> None:
         new = {}

@@ -254,7 +254,8 @@ class Engine:
             arrays.update({f"{width}/{k}": v for k, v in state.arrays.items()})
             lanes[str(width)] = state.meta
         meta = {"events_processed": self.events_processed, "tokens": self.admission.tokens,
-                "tokens_at": self.admission.tokens_at, "lanes": lanes}
+                "tokens_at": self.admission.tokens_at, "weights_digest": self.weights_digest,
+                "lanes": lanes}
         return SharedState(arrays, meta)  # type: ignore[arg-type]
 
     def restore(self, shared: SharedState | None, streams: Iterable[StreamState]) -> None:
@@ -277,6 +278,8 @@ class Engine:
         self.events_processed = int(meta["events_processed"])  # type: ignore[arg-type]
         self.admission.tokens = float(meta["tokens"])  # type: ignore[arg-type]
         self.admission.tokens_at = int(meta["tokens_at"])  # type: ignore[arg-type]
+        # The weights go on from the checkpoint's, whatever DETECTOR_MODEL_PATH says now.
+        self.weights_digest = str(meta["weights_digest"])
         trained = [lane for lane in self.lanes.values() if lane.trainer.steps]
         if trained:
             self._last_loss = trained[-1].trainer.last_loss

@@ -31,7 +31,8 @@ import torch
 import torch._dynamo  # noqa: F401 - built optimizers import it (1-3 s): pay that at start-up
 
 from detector.engine import direction, normalizer, post_rules
-from detector.engine.arena import N_TIME_FEATURES, ArenaShape, StreamArena
+from detector.engine.admission import shape_of
+from detector.engine.arena import N_TIME_FEATURES, StreamArena
 from detector.engine.calibrate import calibrate
 from detector.engine.changes import Changes
 from detector.engine.features import time_features
@@ -52,16 +53,14 @@ class Lane:
     def __init__(self, config: EngineConfig, max_streams: int) -> None:
         self.config = config
         self.width = config.max_metrics
-        self.arena = StreamArena(
-            ArenaShape(config.hidden_size, config.window, config.max_metrics,
-                       config.seasonal_buckets),
-            capacity=min(config.initial_capacity, max_streams), max_streams=max_streams)
+        self.arena = StreamArena(shape_of(config, self.width),
+                                 capacity=min(config.initial_capacity, max_streams),
+                                 max_streams=max_streams)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.model = LstmAutoencoder(config.max_metrics, N_TIME_FEATURES,
                                          config.hidden_size, config.window,
                                          bidirectional=config.bidirectional)
-        self.weights_digest = "online"
         self.trainer = Trainer(self.model, config.learning_rate)
         self.events_processed = 0
         self.changes = Changes()
@@ -117,7 +116,6 @@ class Lane:
 
     def load_weights(self, loaded: ModelFile) -> None:
         self.model.load_state_dict({k: torch.from_numpy(v) for k, v in loaded.weights.items()})
-        self.weights_digest = loaded.digest
 
     # -- checkpoint and restore ------------------------------------------------------------
 
@@ -128,7 +126,7 @@ class Lane:
                 # JSON has no NaN: a lane that has not trained yet stores None.
                 "last_train_loss": (trainer.last_loss if math.isfinite(trainer.last_loss)
                                     else None),
-                "pending": len(trainer.pending), "weights_digest": self.weights_digest}
+                "pending": len(trainer.pending)}
         return SharedState(trainer.state(), meta)
 
     def restore_shared(self, shared: SharedState) -> None:
@@ -138,7 +136,6 @@ class Lane:
         self.trainer.steps = int(meta["train_steps"])
         loss = meta["last_train_loss"]
         self.trainer.last_loss = float("nan") if loss is None else float(loss)
-        self.weights_digest = str(meta["weights_digest"])
 
     # -- one segment of waves ------------------------------------------------------------
 

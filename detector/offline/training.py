@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.engine import Engine, EngineConfig, Event
-from detector.engine.admission import lane_widths
+from detector.engine.admission import lane_widths, narrowest_lane
 from detector.engine.model_file import save_model
 from detector.offline.csv_format import read_input
 from detector.offline.replay import events_of
@@ -135,8 +135,7 @@ def lane_width(streams: Sequence[Stream], config: EngineConfig) -> int:
     holds the widest stream (a model is as wide as its lane; the daemon loads it into the lane
     of that width)."""
     widest = max((len(s.events[0].metrics) for s in streams if s.events), default=1)
-    return next((w for w in lane_widths(config.max_metrics) if w >= widest),
-                config.max_metrics)
+    return narrowest_lane(lane_widths(config.max_metrics), widest)
 
 
 def save_trained(engine: Engine, path: Path, history: History, sources: Sequence[str]) -> str:

@@ -84,14 +84,14 @@ def encode_rows(streams: Sequence[str], metric_names: Sequence[tuple[str, ...]],
     return records
 
 
-def decode_stream(data: bytes, layout: Layout | Callable[[int], Layout]) -> StreamState:
-    """ValueError with the reason when the record is not a stream state of this layout;
-    `layout` may be a function of the stream's number of metrics (its lane's layout)."""
+def decode_stream(data: bytes, layout_for: Callable[[int], Layout]) -> StreamState:
+    """ValueError with the reason when the record is not a stream state of the layout
+    `layout_for` gives for its number of metrics (its lane's layout)."""
     if data[:4] != STREAM_MAGIC:
         raise ValueError("not a stream state record")
     (n,) = _HEADER_LEN.unpack_from(data, 4)
     header = orjson.loads(data[8: 8 + n])
-    plan = _plan(layout(len(header["metrics"])) if callable(layout) else layout)
+    plan = _plan(layout_for(len(header["metrics"])))
     if header.get("layout") != plan.fingerprint:
         raise ValueError("written under another model or state layout (settings changed)")
     row: dict[str, np.ndarray] = {}
@@ -132,8 +132,7 @@ def decode_shared(data: bytes, model_shape: dict[str, int]) -> SharedState:
 def load_records(engine: Engine, shared: bytes, streams: Iterable[bytes]) -> None:
     """Decode a partition's engine record and stream records into the fresh `engine`;
     ValueError with the reason when a record is not readable under its settings."""
-    layout = engine.layout_for
     # One stream decoded at a time: a list of every decoded stream would hold ~30 small
     # array views per stream at once, several times the arena's own bytes.
     engine.restore(decode_shared(shared, engine.config.shape),
-                   (decode_stream(v, layout) for v in streams))
+                   (decode_stream(v, engine.layout_for) for v in streams))

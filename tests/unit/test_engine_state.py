@@ -23,9 +23,8 @@ FAST = EngineConfig(hidden_size=16, window=4, train_batch=8, warmup_events=32)
 
 
 def checkpoint(engine: Engine) -> tuple[bytes, list[bytes]]:
-    streams = [encode_stream(engine.stream_state(stream), engine.layout_for(len(names)))
-               for part in engine.rows(None)
-               for stream, names in zip(part.streams, part.metric_names, strict=True)]
+    streams = [encode_stream(engine.stream_state(stream), part.layout)
+               for part in engine.rows(None) for stream in part.streams]
     return encode_shared(engine.shared_state(), engine.config.shape), streams
 
 

@@ -10,6 +10,7 @@ import pytest
 from detector.cli import main
 from detector.engine import Engine, EngineConfig, Event
 from detector.engine.model_file import load_model, save_model
+from detector.state.codec import encode_shared, load_records
 from tests.unit.factories import T0, traffic
 
 CONFIG = EngineConfig(hidden_size=16, window=4, train_batch=8, warmup_events=16)
@@ -57,3 +58,15 @@ def test_run_with_a_bad_model_path_exits_2_naming_the_variable(clean_env, capsys
     clean_env.setenv("DETECTOR_MODEL_PATH", str(tmp_path / "missing.npz"))
     assert main(["run"]) == 2
     assert "DETECTOR_MODEL_PATH" in capsys.readouterr().err
+
+
+def test_a_restored_engine_names_the_weights_it_goes_on_from(tmp_path: Path) -> None:
+    path = tmp_path / "ae.npz"
+    lane = Engine(CONFIG).lane(8)
+    digest = save_model(path, lane.model, lane.config.shape)
+    started = Engine(EngineConfig(**{**CONFIG.__dict__, "model_path": str(path)}))
+    started.process(traffic(n_streams=2, n_steps=20))
+    shared = encode_shared(started.shared_state(), CONFIG.shape)
+    later = Engine(CONFIG)  # restarted without DETECTOR_MODEL_PATH
+    load_records(later, shared, [])
+    assert later.model_version == started.model_version and later.model_version.endswith(digest)
