@@ -23,9 +23,13 @@ from detector.engine.types import EngineConfig
 def calibrate(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple[int, int]],
               s_all: np.ndarray, obs: Observed, residual: np.ndarray, valid: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
-    """The calibrated score of every event of the segment (before any alert rule), and each
-    metric's share of the evidence that gave the event its score (`explain`: which metric made
-    it unusual; NaN for metrics the event lacks)."""
+    """The calibrated score of every event of the waves `bounds` (before any alert rule), and
+    each metric's share of the evidence that gave the event its score (`explain`: which metric
+    made it unusual; NaN for metrics the event lacks).
+
+    Two walks over the waves, each carrying only its own per-stream state: the first the
+    residual spreads and the relation's moment (they give the textbook levels), the second
+    the tails (they lower them). What depends on no state is done for all waves at once."""
     halflife = config.calibration_halflife
     # The first events are normalised against a handful of values and forecast from an
     # empty state; their residuals say nothing about the stream, so the calibration
@@ -35,39 +39,35 @@ def calibrate(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple
     residual_y = residual * obs.unit
     min_var = normalizer.resolution(obs.mean) ** 2
     prior_var = obs.unit ** 2
-    scores = np.empty(s_all.size)
-    parts = np.empty(residual.shape)
+    dirs, dev = a["direction"][s_all], obs.dev
+    moved = direction.allowed_move(residual_y, dev * obs.unit, dirs)
+    squares = np.empty(residual.shape)
+    terms = np.empty(residual.shape) if config.relation_evidence else None
     for lo, hi in bounds:
-        s, r, v, mv, lw = (s_all[lo:hi], residual_y[lo:hi], valid[lo:hi], min_var[lo:hi],
-                           learn[lo:hi])
-        dirs, dev = a["direction"][s], obs.dev[lo:hi]
+        s, v, mv, lw = s_all[lo:hi], valid[lo:hi], min_var[lo:hi], learn[lo:hi]
         res_var, res_count = a["res_var"][s], a["res_count"][s]
-        squares = calibrator.standardised_squares(
-            direction.allowed_move(r, dev * obs.unit[lo:hi], dirs), v, res_var, mv)
-        worst = calibrator.worst_of(squares)
-        terms = (relation_evidence.terms(dev, v, a["relation"][s])
-                 if config.relation_evidence else None)
-        textbook = evidence_levels.textbook(worst, dev, v, dirs, terms,
-                                            level=config.level_evidence)
-        # How a stream's metrics move together through the day is known only once it has
-        # shown a few days (the range rule's warm-up): a young stream's first morning ramp
-        # moves packets and bytes in a ratio it has not seen yet.
-        textbook[2] = np.where(obs.age[lo:hi] >= config.spatial_warmup_s, textbook[2], np.nan)
-        histories = [a[name][s] for name in evidence_levels.HISTORIES]
-        levels = evidence_levels.calibrated(textbook, histories)
-        scores[lo:hi] = calibration_tail.score(levels.max(axis=0))
-        parts[lo:hi] = explain(levels, [squares, direction.signed(dev, dirs) ** 2, terms], v)
-        var2, count2 = calibrator.update(r, v, res_var, res_count, mv, prior_var[lo:hi],
-                                         halflife)
+        squares[lo:hi] = calibrator.standardised_squares(moved[lo:hi], v, res_var, mv)
+        var2, count2 = calibrator.update(residual_y[lo:hi], v, res_var, res_count, mv,
+                                         prior_var[lo:hi], halflife)
         a["res_var"][s] = np.where(lw[:, None], var2, res_var)
         a["res_count"][s] = np.where(lw, count2, res_count)
-        for name, level, history in zip(evidence_levels.HISTORIES, textbook, histories,
-                                        strict=True):
-            a[name][s] = calibration_tail.remember(history, level, tail_learn[lo:hi],
-                                                   halflife)
-        if config.relation_evidence:
-            a["relation"][s] = relation_evidence.update(a["relation"][s], dev, v,
+        if terms is not None:
+            moment = a["relation"][s]
+            terms[lo:hi] = relation_evidence.terms(dev[lo:hi], v, moment)
+            a["relation"][s] = relation_evidence.update(moment, dev[lo:hi], v,
                                                         obs.seen[lo:hi], lw)
+    textbook = evidence_levels.textbook(calibrator.worst_of(squares), dev, valid, dirs, terms,
+                                        level=config.level_evidence)
+    # How a stream's metrics move together through the day is known only once it has
+    # shown a few days (the range rule's warm-up): a young stream's first morning ramp
+    # moves packets and bytes in a ratio it has not seen yet.
+    textbook[2] = np.where(obs.age >= config.spatial_warmup_s, textbook[2], np.nan)
+    levels = np.empty(textbook.shape)
+    for lo, hi in bounds:
+        levels[:, lo:hi] = evidence_levels.lowered(a, s_all[lo:hi], textbook[:, lo:hi],
+                                                   tail_learn[lo:hi], halflife)
+    scores = calibration_tail.score(levels.max(axis=0))
+    parts = explain(levels, [squares, direction.signed(dev, dirs) ** 2, terms], valid)
     return scores, calibrator.shares(parts)
 
 
@@ -79,7 +79,7 @@ def explain(levels: np.ndarray, pieces: list[np.ndarray | None], valid: np.ndarr
     weighed by that evidence's level. Measured HitRate@150% (README, Detection quality): SMD
     0.77, traffic corpus 1.00; ranking by the forecast alone 0.81 and 0.64, by the top
     evidence alone 0.64 and 1.00."""
-    weight = np.nan_to_num(np.maximum(levels, 0.0), nan=0.0)
+    weight = np.fmax(levels, 0.0)
     parts = np.zeros(valid.shape)
     for w, piece in zip(weight, pieces, strict=True):
         if piece is None:

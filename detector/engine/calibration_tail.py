@@ -37,8 +37,9 @@ def normal_level(square: np.ndarray, n_valid: np.ndarray, sides: int | np.ndarra
     """Level of the largest of n_valid squared standard-normal values being at least `square`
     (Bonferroni over the metrics, `sides` = 2 for |z|, 1 for one direction); 0 without any
     valid metric (NaN square)."""
-    x = np.nan_to_num(np.asarray(square, dtype=np.float64), nan=0.0, posinf=1e300)
-    log_tail = torch.special.log_ndtr(torch.from_numpy(-np.sqrt(np.maximum(x, 0.0)))).numpy()
+    x = np.fmax(np.asarray(square, dtype=np.float64), 0.0)
+    x[x == np.inf] = 1e300
+    log_tail = torch.special.log_ndtr(torch.from_numpy(-np.sqrt(x))).numpy()
     log_q = np.log(sides * np.maximum(n_valid, 1)) + log_tail
     return np.where(n_valid > 0, np.maximum(-log_q / _LN10, 0.0), 0.0)
 
@@ -57,35 +58,35 @@ def chi2_level(distance: np.ndarray, dof: np.ndarray) -> np.ndarray:
 
 def level_bin(level: np.ndarray) -> np.ndarray:
     """Histogram bin of each level (NaN and negative levels count as 0)."""
-    u = np.nan_to_num(np.maximum(level, 0.0), nan=0.0)
-    return np.searchsorted(EDGES, u, side="right") - 1
+    return np.searchsorted(EDGES, np.fmax(level, 0.0), side="right") - 1
 
 
 def rarity(level: np.ndarray, history: np.ndarray) -> np.ndarray:
     """The level, lowered to -log10 of the stream's own frequency of surprises at least this
-    high once those have been seen HABIT_COUNT times (history [B, N_LEVEL_BINS])."""
-    at_least = np.cumsum(history[:, ::-1].astype(np.float64), axis=1)[:, ::-1]
-    u = np.nan_to_num(np.maximum(level, 0.0), nan=0.0)
-    seen = at_least[np.arange(u.size), level_bin(u)]
-    total = np.maximum(at_least[:, 0], 1.0)
-    habitual = -np.log10(np.maximum(seen, 1e-300) / total)
+    high once those have been seen HABIT_COUNT times (level [...], history [..., N_LEVEL_BINS]:
+    any leading shape, e.g. [evidence, stream])."""
+    at_least = np.cumsum(history[..., ::-1], axis=-1, dtype=np.float64)[..., ::-1]
+    u = np.fmax(level, 0.0)
+    seen = np.take_along_axis(at_least, level_bin(u)[..., None], axis=-1)[..., 0]
+    total = at_least[..., 0]
+    habitual = -np.log10(np.maximum(seen, 1e-300) / np.maximum(total, 1.0))
     # The textbook tail is a prior: until the stream's own tail holds enough surprises to
     # correct it, its rare levels are taken with a discount (telemetry's tails are heavier).
-    trust = YOUNG_WEIGHT + (1.0 - YOUNG_WEIGHT) * np.minimum(at_least[:, 0] / TRUSTED_COUNT, 1.0)
+    trust = YOUNG_WEIGHT + (1.0 - YOUNG_WEIGHT) * np.minimum(total / TRUSTED_COUNT, 1.0)
     return np.where(seen >= HABIT_COUNT, np.minimum(u, habitual), u * trust)
 
 
 def remember(history: np.ndarray, level: np.ndarray, learn: np.ndarray, halflife: float
              ) -> np.ndarray:
-    """History with each learning row's level counted (NaN: nothing to count), older counts
-    decayed with the half-life (in events)."""
+    """History [..., B, N] with each learning row's level [..., B] counted (NaN: nothing to
+    count), older counts decayed with the half-life (in events); `learn` [B]."""
     decay = 0.5 ** (1.0 / halflife)
     out = np.where(learn[:, None], history * decay, history)
-    rows = np.flatnonzero(learn & ~np.isnan(level))
-    out[rows, level_bin(level[rows])] += 1.0
+    counted = np.nonzero(learn & ~np.isnan(level))
+    out[(*counted, level_bin(level[counted]))] += 1.0
     return out
 
 
 def score(level: np.ndarray) -> np.ndarray:
     """Score in [0, 1] of a level."""
-    return np.clip(np.nan_to_num(level, nan=0.0) / LEVEL_AT_ONE, 0.0, 1.0)
+    return np.clip(np.fmax(level, 0.0) / LEVEL_AT_ONE, 0.0, 1.0)

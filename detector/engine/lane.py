@@ -9,15 +9,18 @@ lane of its width). `Lane.process` runs the stages in order:
    a. normalisation and evidence (observe.py, evidence/): the events normalised against their
       streams' statistics, the range rule and seasonal steps, the training windows;
    b. forecast (forecast.py): the LSTM autoencoder's expectation from each stream's state;
-   c. calibration (calibrate.py): residuals → a score in [0, 1] that means the same rarity on
+   c. training (trainer.py): a step once `train_batch` windows are complete;
+3. over the whole batch at once, in waves that span its segments (nothing here depends on the
+   weights, so a batch pays for these stages once, not once per training step):
+   a. calibration (calibrate.py): residuals → a score in [0, 1] that means the same rarity on
       every stream;
-   d. post rules (post_rules.py): warm-up → rule overrides → threshold → cooldown;
-   e. training (trainer.py): a step once `train_batch` windows are complete;
-3. severity of the alerts (post_rules.py).
+   b. post rules (post_rules.py): warm-up → rule overrides → threshold → cooldown;
+   c. severity of the alerts (post_rules.py).
 
 Each pass walks the waves in order where state carries from one wave to the next and works on
-the whole segment at once where it does not; every event goes through the operations of a
-wave-by-wave step, bit for bit. A lane's results depend only on the order of its own events.
+the whole segment (or batch) at once where it does not; every event goes through the
+operations of a wave-by-wave step, bit for bit. A lane's results depend only on the order of
+its own events.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -39,11 +43,43 @@ from detector.engine.features import time_features
 from detector.engine.forecast import forecast
 from detector.engine.lstm_ae import LstmAutoencoder
 from detector.engine.model_file import ModelFile
-from detector.engine.observe import observe
-from detector.engine.plan import Planner
+from detector.engine.observe import OBSERVED_ROWS, Observed, observe
+from detector.engine.plan import Planner, occurrence
 from detector.engine.post_rules import threshold_for
 from detector.engine.trainer import Trainer
 from detector.engine.types import BatchResult, EngineConfig, Event, SharedState
+
+
+@dataclass
+class Stepped:
+    """What normalisation and forecast hand on to calibration: per row of `result` (`rows`,
+    in wave order), its stream's slot, what pass 1 observed, the forecast residual and which
+    metrics are valid; `bounds`: the waves, as [lo, hi) row ranges."""
+
+    rows: np.ndarray
+    slots: np.ndarray
+    observed: Observed
+    residual: np.ndarray
+    valid: np.ndarray
+    bounds: list[tuple[int, int]] | None = None
+
+    @classmethod
+    def joined(cls, parts: list[Stepped]) -> Stepped:
+        """The segments of a batch as one, in waves across the whole batch: wave i holds the
+        i-th event of every stream (a stream's events stay in order, since segments and the
+        waves within them are)."""
+        slots = np.concatenate([p.slots for p in parts])
+        wave = occurrence(slots)
+        order = np.argsort(wave, kind="stable")
+
+        def rows_of(pieces: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate(pieces)[order]
+
+        observed = Observed(**{name: rows_of([getattr(p.observed, name) for p in parts])
+                               for name in OBSERVED_ROWS})
+        return cls(rows_of([p.rows for p in parts]), slots[order], observed,
+                   rows_of([p.residual for p in parts]), rows_of([p.valid for p in parts]),
+                   list(itertools.pairwise([0, *np.cumsum(np.bincount(wave)).tolist()])))
 
 
 class Lane:
@@ -103,12 +139,14 @@ class Lane:
             order = accepted[np.lexsort((accepted, plan.wave[accepted],
                                          plan.segment[accepted]))]
             seq0 = self.events_processed
+            stepped = []
             for seg_idx in np.split(order, np.flatnonzero(np.diff(plan.segment[order])) + 1):
                 waves = np.split(seg_idx, np.flatnonzero(np.diff(plan.wave[seg_idx])) + 1)
-                self._step_segment(waves, plan.slots, ts_all, seq0, result)
+                stepped.append(self._step_segment(waves, plan.slots, ts_all, seq0, result))
                 # The plan cut this segment exactly where train_batch windows became ready.
                 if len(self.trainer.pending) >= self.config.train_batch:
                     self.trainer.step()
+            self._judge(Stepped.joined(stepped), result)
             result.severity = post_rules.severity(result.score, result.alert,
                                                   self.config.critical_threshold)
         self.events_processed += n
@@ -140,8 +178,9 @@ class Lane:
     # -- one segment of waves ------------------------------------------------------------
 
     def _step_segment(self, waves: list[np.ndarray], slots: np.ndarray, ts_all: np.ndarray,
-                      seq0: int, result: BatchResult) -> None:
-        """Stages 2a-2d over one segment (rows of `result` in wave order)."""
+                      seq0: int, result: BatchResult) -> Stepped:
+        """Stages 2a-2b over one segment (rows of `result` in wave order): what the
+        calibration needs of it."""
         cfg, a = self.config, self.arena.arrays
         rows = np.concatenate(waves)
         s_all = slots[rows]
@@ -161,8 +200,14 @@ class Lane:
                                       / np.maximum(n_valid, 1), np.nan)
         result.expected[rows] = normalizer.decompress(
             normalizer.denormalise(expected, obs.mean, obs.unit), cfg.log_transform)
-        calibrated, result.contribution[rows] = calibrate(cfg, a, bounds, s_all, obs, residual,
-                                                          valid)
+        return Stepped(rows, slots[rows], obs, residual, valid)
+
+    def _judge(self, stepped: Stepped, result: BatchResult) -> None:
+        """Stages 3a-3b over all the batch's segments at once."""
+        cfg, a = self.config, self.arena.arrays
+        rows, s_all, bounds, obs = stepped.rows, stepped.slots, stepped.bounds, stepped.observed
+        calibrated, result.contribution[rows] = calibrate(cfg, a, bounds, s_all, obs,
+                                                          stepped.residual, stepped.valid)
         warming = obs.seen < cfg.warmup_events
         decided = post_rules.decide(bounds, s_all, calibrated, warming,
                                     obs.outside if cfg.spatial_margin > 0 else None, a,

@@ -18,6 +18,8 @@ from detector.engine.types import EngineConfig
 WINDOW_FIELDS = ("hist", "hist_valid", "hist_time", "hist_prior")
 # Arena fields behind range_rule.RangeState, in its order.
 RANGE_FIELDS = ("seen_min", "seen_max", "smooth", "smooth_min", "smooth_max")
+# Observed's fields with one row per event.
+OBSERVED_ROWS = ("z", "dev", "last", "mean", "unit", "seen", "age", "outside")
 
 
 @dataclass

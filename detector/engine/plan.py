@@ -68,9 +68,9 @@ class Planner:
         arena.arrays["last_seq"][last] = seqs[ok[ok.size - 1 - at]]
         self.changes.dirty.update(last.tolist())
         # Windows completed by each event, hence where the training batches cut segments.
-        occurrence = _occurrence(s)
-        done_after = arena.arrays["events_seen"][s] + occurrence + 1
-        completes = (arena.arrays["chunk_pos"][s] + occurrence + 1) % k == 0
+        earlier = occurrence(s)
+        done_after = arena.arrays["events_seen"][s] + earlier + 1
+        completes = (arena.arrays["chunk_pos"][s] + earlier + 1) % k == 0
         if cfg.learn:
             ready = np.cumsum(completes & (done_after >= 2 * k))
             before = np.concatenate(([0], ready[:-1]))
@@ -78,7 +78,7 @@ class Planner:
         else:
             seg = np.zeros(ok.size, dtype=np.int64)
         segment[ok] = seg
-        wave[ok] = _occurrence(s, seg)
+        wave[ok] = occurrence(s, seg)
         return Plan(slots, segment, wave)
 
     def _unknown_metrics(self, ev: Event, slot: int) -> Rejection:
@@ -88,7 +88,7 @@ class Planner:
                                     f"metrics are {list(self.arena.metric_names[slot])}")
 
 
-def _occurrence(slots: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+def occurrence(slots: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
     """Per element, how many earlier elements (of the same group) hold the same slot."""
     keys = slots if groups is None else groups * (int(slots.max()) + 1) + slots
     order = np.argsort(keys, kind="stable")

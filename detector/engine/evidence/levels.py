@@ -35,7 +35,13 @@ def textbook(worst: np.ndarray, dev: np.ndarray, valid: np.ndarray, direction: n
     return out
 
 
-def calibrated(levels: np.ndarray, histories: list[np.ndarray]) -> np.ndarray:
-    """[3, B] levels lowered to each stream's own tail of that evidence (NaN counts as 0)."""
-    return np.stack([calibration_tail.rarity(lv, h)
-                     for lv, h in zip(levels, histories, strict=True)])
+def lowered(arrays: dict[str, np.ndarray], slots: np.ndarray, levels: np.ndarray,
+            learn: np.ndarray, halflife: float) -> np.ndarray:
+    """[3, B] levels of one wave (one event per stream `slots`) lowered to each stream's own
+    tail of that evidence (NaN counts as 0); the tails then take the levels in where `learn`."""
+    tails = np.stack([arrays[name][slots] for name in HISTORIES])
+    out = calibration_tail.rarity(levels, tails)
+    tails = calibration_tail.remember(tails, levels, learn, halflife)
+    for name, tail in zip(HISTORIES, tails, strict=True):
+        arrays[name][slots] = tail
+    return out
