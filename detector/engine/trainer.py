@@ -15,6 +15,9 @@ from detector.engine.lstm_ae import LstmAutoencoder
 
 class Trainer:
     def __init__(self, model: LstmAutoencoder, learning_rate: float) -> None:
+        # The model has no dropout or normalisation layer, so its training and evaluation
+        # modes compute the same: it stays as built, without the 0.3 ms per step that
+        # switching modes twice costs.
         self.model = model
         # Fused: one kernel per step instead of a handful of ops per parameter (the model is
         # small, so a training step is mostly call overhead: 13 % less per step).
@@ -29,7 +32,6 @@ class Trainer:
         self.pending.clear()
         batch = {name: torch.from_numpy(np.stack([smp[name] for smp in samples]))
                  for name in samples[0]}
-        self.model.train()
         loss = self.model.window_loss(batch["h0"], batch["c0"], batch["hist"],
                                       batch["hist_valid"], batch["hist_time"],
                                       batch["hist_prior"])
@@ -37,7 +39,6 @@ class Trainer:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.optimizer.step()
-        self.model.eval()
         self.steps += 1
         self.last_loss = float(loss.detach())
 
