@@ -1,7 +1,8 @@
 """Pass 2 of a segment, the model: each event's forecast from its stream's carried LSTM state,
 then the state steps over the event. Wave by wave (the state carries); the bidirectional
 encoder's window codes of the whole segment are one call, since its rows do not depend on each
-other. Windows completed in pass 1 are handed to training with the state at their start."""
+other. Windows completed in pass 1 are handed to training with the state at their start.
+Unlike the other passes, this one runs per segment: the weights change between segments."""
 
 from __future__ import annotations
 
@@ -25,23 +26,26 @@ def forecast(model: LstmAutoencoder, a: dict[str, np.ndarray], bounds: list[tupl
     h_all, c_all = a["h"], a["c"]
     sizes = [hi - lo for lo, hi in bounds]
     outs = []
+    ready = iter(obs.ready)
+    window = next(ready, None)
     with torch.inference_mode():
         context = torch.from_numpy(tf)
         if bidirectional:
-            code = model.encode_window(*(torch.from_numpy(np.concatenate(parts))
-                                         for parts in zip(*obs.windows, strict=True)))
+            code = model.encode_window(*(torch.from_numpy(w) for w in obs.windows))
             context = torch.cat((code, context), dim=1)
-        for (lo, hi), xw, cw, (done, ready) in zip(bounds, x.split(sizes), context.split(sizes),
-                                                   obs.chunks, strict=True):
+        for (lo, hi), xw, cw in zip(bounds, x.split(sizes), context.split(sizes), strict=True):
             s = s_all[lo:hi]
             out, h, c = model.forecast_and_step(torch.from_numpy(h_all[s]),
                                                 torch.from_numpy(c_all[s]), xw, cw)
             h_all[s], c_all[s] = h.numpy(), c.numpy()
             outs.append(out)
-            for j, sample in ready:
-                slot = s[j]
-                pending.append((int(seqs[lo + j]), {
+            while window is not None and window[0] < hi:
+                row, sample = window
+                slot = s_all[row]
+                pending.append((int(seqs[row]), {
                     "h0": a["h0"][slot].copy(), "c0": a["c0"][slot].copy(), **sample}))
+                window = next(ready, None)
+            done = s[obs.done[lo:hi]]
             if done.size:
                 a["h0"][done], a["c0"][done] = h_all[done], c_all[done]
         out = torch.cat(outs) + torch.from_numpy(obs.last)

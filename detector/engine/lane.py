@@ -5,18 +5,18 @@ lane of its width). `Lane.process` runs the stages in order:
 
 1. planning (plan.py): each event's slot, segment and wave (the engine's admission has given
    every new stream its slot with `enrol` before);
-2. per segment of waves (the weights are fixed within one):
-   a. normalisation and evidence (observe.py, evidence/): the events normalised against their
-      streams' statistics, the range rule and seasonal steps, the training windows;
-   b. forecast (forecast.py): the LSTM autoencoder's expectation from each stream's state;
-   c. training (trainer.py): a step once `train_batch` windows are complete;
-3. over the whole batch at once, in waves that span its segments (nothing here depends on the
-   weights, so a batch pays for these stages once, not once per training step):
-   a. calibration (calibrate.py): residuals → a score in [0, 1] that means the same rarity on
-      every stream;
-   b. post rules (post_rules.py): warm-up → rule overrides → threshold → cooldown;
-   c. severity of the alerts (post_rules.py).
+2. normalisation and evidence (observe.py, evidence/), over the whole batch in waves that span
+   its segments (wave i: the i-th event of every stream): the events normalised against their
+   streams' statistics, the range rule and seasonal steps, the training windows;
+3. per segment (the weights are fixed within one):
+   a. forecast (forecast.py): the LSTM autoencoder's expectation from each stream's state;
+   b. training (trainer.py): a step once `train_batch` windows are complete;
+4. over the whole batch again: calibration (calibrate.py: residuals → a score in [0, 1] that
+   means the same rarity on every stream), post rules (post_rules.py: warm-up → rule
+   overrides → threshold → cooldown), severity.
 
+Only the forecast depends on the weights, so only it pays per training step; the other stages
+pay once per batch.
 Each pass walks the waves in order where state carries from one wave to the next and works on
 the whole segment (or batch) at once where it does not; every event goes through the
 operations of a wave-by-wave step, bit for bit. A lane's results depend only on the order of
@@ -25,10 +25,8 @@ its own events.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -43,43 +41,11 @@ from detector.engine.features import time_features
 from detector.engine.forecast import forecast
 from detector.engine.lstm_ae import LstmAutoencoder
 from detector.engine.model_file import ModelFile
-from detector.engine.observe import OBSERVED_ROWS, Observed, observe
-from detector.engine.plan import Planner, occurrence
+from detector.engine.observe import observe
+from detector.engine.plan import Plan, Planner
 from detector.engine.post_rules import threshold_for
 from detector.engine.trainer import Trainer
 from detector.engine.types import BatchResult, EngineConfig, Event, SharedState
-
-
-@dataclass
-class Stepped:
-    """What normalisation and forecast hand on to calibration: per row of `result` (`rows`,
-    in wave order), its stream's slot, what pass 1 observed, the forecast residual and which
-    metrics are valid; `bounds`: the waves, as [lo, hi) row ranges."""
-
-    rows: np.ndarray
-    slots: np.ndarray
-    observed: Observed
-    residual: np.ndarray
-    valid: np.ndarray
-    bounds: list[tuple[int, int]] | None = None
-
-    @classmethod
-    def joined(cls, parts: list[Stepped]) -> Stepped:
-        """The segments of a batch as one, in waves across the whole batch: wave i holds the
-        i-th event of every stream (a stream's events stay in order, since segments and the
-        waves within them are)."""
-        slots = np.concatenate([p.slots for p in parts])
-        wave = occurrence(slots)
-        order = np.argsort(wave, kind="stable")
-
-        def rows_of(pieces: list[np.ndarray]) -> np.ndarray:
-            return np.concatenate(pieces)[order]
-
-        observed = Observed(**{name: rows_of([getattr(p.observed, name) for p in parts])
-                               for name in OBSERVED_ROWS})
-        return cls(rows_of([p.rows for p in parts]), slots[order], observed,
-                   rows_of([p.residual for p in parts]), rows_of([p.valid for p in parts]),
-                   list(itertools.pairwise([0, *np.cumsum(np.bincount(wave)).tolist()])))
 
 
 class Lane:
@@ -134,19 +100,9 @@ class Lane:
         n = len(result)
         accepted = np.flatnonzero(plan.slots >= 0)
         if accepted.size:
-            ts_all = np.zeros(n)
-            ts_all[accepted] = [events[i].ts for i in accepted]
-            order = accepted[np.lexsort((accepted, plan.wave[accepted],
-                                         plan.segment[accepted]))]
-            seq0 = self.events_processed
-            stepped = []
-            for seg_idx in np.split(order, np.flatnonzero(np.diff(plan.segment[order])) + 1):
-                waves = np.split(seg_idx, np.flatnonzero(np.diff(plan.wave[seg_idx])) + 1)
-                stepped.append(self._step_segment(waves, plan.slots, ts_all, seq0, result))
-                # The plan cut this segment exactly where train_batch windows became ready.
-                if len(self.trainer.pending) >= self.config.train_batch:
-                    self.trainer.step()
-            self._judge(Stepped.joined(stepped), result)
+            ts = np.zeros(n)
+            ts[accepted] = [events[i].ts for i in accepted]
+            self._step(plan, ts, result)
             result.severity = post_rules.severity(result.score, result.alert,
                                                   self.config.critical_threshold)
         self.events_processed += n
@@ -175,16 +131,13 @@ class Lane:
         loss = meta["last_train_loss"]
         self.trainer.last_loss = float("nan") if loss is None else float(loss)
 
-    # -- one segment of waves ------------------------------------------------------------
+    # -- one batch ------------------------------------------------------------------------
 
-    def _step_segment(self, waves: list[np.ndarray], slots: np.ndarray, ts_all: np.ndarray,
-                      seq0: int, result: BatchResult) -> Stepped:
-        """Stages 2a-2b over one segment (rows of `result` in wave order): what the
-        calibration needs of it."""
-        cfg, a = self.config, self.arena.arrays
-        rows = np.concatenate(waves)
-        s_all = slots[rows]
-        bounds = list(itertools.pairwise(np.cumsum([0] + [w.size for w in waves]).tolist()))
+    def _step(self, plan: Plan, ts_all: np.ndarray, result: BatchResult) -> None:
+        """Stages 2-4 for the accepted events of `result` (`ts_all`: their timestamps)."""
+        cfg, a, model = self.config, self.arena.arrays, self.model
+        batch = plan.batch()
+        rows, s_all, bounds = batch.rows, batch.slots, batch.bounds
         x = result.actual[rows]
         y = normalizer.compress(x, cfg.log_transform)
         valid = (a["metric_mask"][s_all] > 0) & ~np.isnan(y)
@@ -192,22 +145,26 @@ class Lane:
         ts = ts_all[rows]
         tf = time_features(ts)
         obs = observe(cfg, a, bounds, s_all, ts, x, y, valid, tf)
-        expected = forecast(self.model, a, bounds, s_all, rows + seq0, obs, valid, tf,
-                            cfg.bidirectional, self.trainer.pending)
+        expected = np.empty(valid.shape)
+        at = np.empty(result.score.size, dtype=np.int64)  # row of result → place in batch
+        at[rows] = np.arange(rows.size)
+        seq0 = self.events_processed
+        for segment in plan.segments():
+            take = at[segment.rows]
+            expected[take] = forecast(model, a, segment.bounds, segment.slots,
+                                      segment.rows + seq0, obs.take(take), valid[take],
+                                      tf[take], cfg.bidirectional, self.trainer.pending)
+            # The plan cut this segment exactly where train_batch windows became ready.
+            if len(self.trainer.pending) >= cfg.train_batch:
+                self.trainer.step()
         residual = np.where(valid, obs.z - expected, 0.0)
         n_valid = valid.sum(axis=1)
         result.error[rows] = np.where(n_valid > 0, (residual * residual).sum(axis=1)
                                       / np.maximum(n_valid, 1), np.nan)
         result.expected[rows] = normalizer.decompress(
             normalizer.denormalise(expected, obs.mean, obs.unit), cfg.log_transform)
-        return Stepped(rows, slots[rows], obs, residual, valid)
-
-    def _judge(self, stepped: Stepped, result: BatchResult) -> None:
-        """Stages 3a-3b over all the batch's segments at once."""
-        cfg, a = self.config, self.arena.arrays
-        rows, s_all, bounds, obs = stepped.rows, stepped.slots, stepped.bounds, stepped.observed
-        calibrated, result.contribution[rows] = calibrate(cfg, a, bounds, s_all, obs,
-                                                          stepped.residual, stepped.valid)
+        calibrated, result.contribution[rows] = calibrate(cfg, a, bounds, s_all, obs, residual,
+                                                          valid)
         warming = obs.seen < cfg.warmup_events
         decided = post_rules.decide(bounds, s_all, calibrated, warming,
                                     obs.outside if cfg.spatial_margin > 0 else None, a,

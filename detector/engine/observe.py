@@ -1,7 +1,8 @@
-"""Pass 1 of a segment, normalisation and evidence: each event normalised against its stream's
+"""Pass 1 of a batch, normalisation and evidence: each event normalised against its stream's
 statistics, then taken into them, into the range rule, the seasonal steps and the window the
 model trains on. Wave by wave, since every step changes what the next wave sees; nothing here
-depends on the model."""
+depends on the model, so the waves span the whole batch (the model pass takes each segment's
+rows of what this pass observed: `Observed.take`)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ WINDOW_FIELDS = ("hist", "hist_valid", "hist_time", "hist_prior")
 # Arena fields behind range_rule.RangeState, in its order.
 RANGE_FIELDS = ("seen_min", "seen_max", "smooth", "smooth_min", "smooth_max")
 # Observed's fields with one row per event.
-OBSERVED_ROWS = ("z", "dev", "last", "mean", "unit", "seen", "age", "outside")
+OBSERVED_ROWS = ("z", "dev", "last", "mean", "unit", "seen", "age", "outside", "done")
+ENCODER_FIELDS = ("hist", "hist_valid", "hist_time")  # the window the encoder reads
 
 
 @dataclass
@@ -27,8 +29,9 @@ class Observed:
     """What pass 1 hands on, one row per event: z (float32), the persistence prior `last`, the
     normaliser's mean and unit before the event, the unclipped deviation from that mean,
     events seen before it, the seconds since its stream's first event, the range rule's
-    verdict; per wave, the encoder's window inputs and
-    the windows completed ((slots, [(row in wave, window arrays)]))."""
+    verdict, whether the event completed its stream's window (`done`); the encoder's window
+    inputs (ENCODER_FIELDS, [rows, K, ...]; bidirectional models only); the windows training
+    takes, as (row, window arrays) in row order."""
 
     z: np.ndarray
     dev: np.ndarray
@@ -38,21 +41,32 @@ class Observed:
     seen: np.ndarray
     age: np.ndarray
     outside: np.ndarray
-    windows: list[list[np.ndarray]] = field(default_factory=list)
-    chunks: list[tuple[np.ndarray, list[tuple[int, dict[str, np.ndarray]]]]] = field(
-        default_factory=list)
+    done: np.ndarray
+    windows: tuple[np.ndarray, ...] = ()
+    ready: list[tuple[int, dict[str, np.ndarray]]] = field(default_factory=list)
+
+    def take(self, rows: np.ndarray) -> Observed:
+        """These rows, in this order."""
+        at = np.full(self.z.shape[0], -1)
+        at[rows] = np.arange(rows.size)
+        ready = sorted(((int(at[row]), sample) for row, sample in self.ready if at[row] >= 0),
+                       key=lambda item: item[0])
+        return Observed(**{name: getattr(self, name)[rows] for name in OBSERVED_ROWS},
+                        windows=tuple(w[rows] for w in self.windows), ready=ready)
 
 
 def observe(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple[int, int]],
             s_all: np.ndarray, ts: np.ndarray, x: np.ndarray, y: np.ndarray,
             valid: np.ndarray, tf: np.ndarray) -> Observed:
-    """Pass 1 over the waves `bounds` of a segment (streams s_all, raw values x, compressed
+    """Pass 1 over the waves `bounds` of a batch (streams s_all, raw values x, compressed
     values y, time features tf; `a` the arena's arrays)."""
     cfg = config
     k, n, d = cfg.window, s_all.size, cfg.max_metrics
     obs = Observed(z=np.empty((n, d), np.float32), dev=np.empty((n, d)),
                    last=np.empty((n, d), np.float32), mean=np.empty((n, d)), unit=np.empty((n, d)),
-                   seen=np.empty(n, np.int64), age=np.empty(n), outside=np.zeros(n, bool))
+                   seen=np.empty(n, np.int64), age=np.empty(n), outside=np.zeros(n, bool),
+                   done=np.empty(n, bool))
+    windows: list[list[np.ndarray]] = []
     valid32 = valid.astype(np.float32)
     spatial, seasons = cfg.spatial_margin > 0, cfg.seasonal_buckets > 0
     buckets = seasonal.bucket(ts, cfg.seasonal_buckets) if seasons else ts
@@ -77,8 +91,7 @@ def observe(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple[i
         a["first_ts"][s] = first_ts
         obs.seen[lo:hi], obs.age[lo:hi] = seen, ts[lo:hi] - first_ts
         if cfg.bidirectional:  # the window the encoder reads: the last K inputs seen
-            obs.windows.append([a[name][s, k:] for name in
-                                ("hist", "hist_valid", "hist_time")])
+            windows.append([a[name][s, k:] for name in ENCODER_FIELDS])
         if spatial:
             obs.outside[lo:hi] = _outside_range(cfg, a, s, x[lo:hi], v, obs.age[lo:hi])
         if seasons:
@@ -98,12 +111,14 @@ def observe(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple[i
         pos = a["chunk_pos"][s] + 1
         done = pos == k
         a["chunk_pos"][s] = np.where(done, 0, pos)
+        obs.done[lo:hi] = done
         # A window completed: training takes it as it stands now, with the state at its
         # start, which the model pass adds.
-        ready = np.flatnonzero(done & (seen >= 2 * k)) if cfg.learn else []
-        obs.chunks.append((s[done], [
-            (int(j), {name: a[name][s[j]].copy() for name in WINDOW_FIELDS})
-            for j in ready]))
+        if cfg.learn:
+            obs.ready += [(lo + int(j), {name: a[name][s[j]].copy() for name in WINDOW_FIELDS})
+                          for j in np.flatnonzero(done & (seen >= 2 * k))]
+    if windows:
+        obs.windows = tuple(np.concatenate(parts) for parts in zip(*windows, strict=True))
     return obs
 
 

@@ -13,6 +13,7 @@ metric names and rejections, and marks the streams it touches as changed.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,6 +29,38 @@ class Plan:
     slots: np.ndarray    # per event; -1 = rejected
     segment: np.ndarray
     wave: np.ndarray
+
+    def segments(self) -> list[Waves]:
+        """Each segment's accepted events in its waves, segments in order."""
+        accepted = np.flatnonzero(self.slots >= 0)
+        # Segments never decrease along the batch: each is a run of accepted events.
+        runs = np.split(accepted, np.flatnonzero(np.diff(self.segment[accepted])) + 1)
+        return [Waves.of(run, self.slots[run], self.wave[run]) for run in runs]
+
+    def batch(self) -> Waves:
+        """All accepted events in waves across the whole batch: wave i holds the i-th event
+        of every stream."""
+        accepted = np.flatnonzero(self.slots >= 0)
+        slots = self.slots[accepted]
+        return Waves.of(accepted, slots, occurrence(slots))
+
+
+@dataclass(frozen=True)
+class Waves:
+    """Events grouped in waves, a stream's events in order: `rows` (places in the batch) and
+    their `slots`, wave by wave; `bounds` the [lo, hi) of each wave over them."""
+
+    rows: np.ndarray
+    slots: np.ndarray
+    bounds: list[tuple[int, int]]
+
+    @classmethod
+    def of(cls, rows: np.ndarray, slots: np.ndarray, wave: np.ndarray) -> Waves:
+        """`rows` in event order with their `slots` and waves."""
+        order = np.argsort(wave, kind="stable")
+        sizes = np.bincount(wave).tolist()  # every wave up to the last holds an event
+        return cls(rows[order], slots[order], list(itertools.pairwise(
+            itertools.accumulate(sizes, initial=0))))
 
 
 @dataclass
