@@ -1,4 +1,4 @@
-"""Pass 3 of a segment, calibration: each event's evidence → surprise levels → a score in
+"""The calibration pass over a batch: each event's evidence → surprise levels → a score in
 [0, 1] that means the same rarity on every stream, then the stream's statistics take the event
 in. Wave by wave: a stream's next event is judged by statistics that include this one.
 

@@ -4,7 +4,8 @@ Events of one batch are stepped in waves: the i-th event of every stream in the 
 wave i, one vectorised step across streams, so a stream's events keep their order. The shared
 weights change only at fixed points of the event sequence (every `train_batch` completed
 windows), so a batch is cut into segments at those points, and the results never depend on how
-events were cut into batches.
+events were cut into batches. The model pass walks each segment's waves (`Plan.segments`);
+the stages that do not read the weights walk waves across the whole batch (`Plan.batch`).
 
 Every stream of the batch has its slot (the engine's admission enrolled the new ones), so a
 plan is a few array operations. Planning also fills in each event's values (`result.actual`),
@@ -42,7 +43,7 @@ class Plan:
         of every stream."""
         accepted = np.flatnonzero(self.slots >= 0)
         slots = self.slots[accepted]
-        return Waves.of(accepted, slots, occurrence(slots))
+        return Waves.of(accepted, slots, _occurrence(slots))
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ class Planner:
         arena.arrays["last_seq"][last] = seqs[ok[ok.size - 1 - at]]
         self.changes.dirty.update(last.tolist())
         # Windows completed by each event, hence where the training batches cut segments.
-        earlier = occurrence(s)
+        earlier = _occurrence(s)
         done_after = arena.arrays["events_seen"][s] + earlier + 1
         completes = (arena.arrays["chunk_pos"][s] + earlier + 1) % k == 0
         if cfg.learn:
@@ -111,7 +112,7 @@ class Planner:
         else:
             seg = np.zeros(ok.size, dtype=np.int64)
         segment[ok] = seg
-        wave[ok] = occurrence(s, seg)
+        wave[ok] = _occurrence(s, seg)
         return Plan(slots, segment, wave)
 
     def _unknown_metrics(self, ev: Event, slot: int) -> Rejection:
@@ -121,7 +122,7 @@ class Planner:
                                     f"metrics are {list(self.arena.metric_names[slot])}")
 
 
-def occurrence(slots: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+def _occurrence(slots: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
     """Per element, how many earlier elements (of the same group) hold the same slot."""
     keys = slots if groups is None else groups * (int(slots.max()) + 1) + slots
     order = np.argsort(keys, kind="stable")

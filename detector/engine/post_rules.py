@@ -12,7 +12,7 @@
 5. Severity: `critical` from DETECTOR_ALERT_CRITICAL_THRESHOLD on, else `warning`.
 
 The cooldown carries per-stream state from one event to the next (arena fields `peak` and
-`peak_age`), so the chain walks a segment's waves in order.
+`peak_age`), so the chain walks a batch's waves in order.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def threshold_for(stream: str, default: float, overrides: Mapping[str, float]) -
 
 @dataclass(frozen=True)
 class Decisions:
-    """Per event of a segment, in wave order."""
+    """Per event of a batch, in wave order."""
 
     raw: np.ndarray        # after warm-up and overrides
     published: np.ndarray  # after the cooldown
@@ -48,7 +48,7 @@ class Decisions:
 def decide(bounds: list[tuple[int, int]], s_all: np.ndarray, calibrated: np.ndarray,
            warming: np.ndarray, flagged: np.ndarray | None, arrays: dict[str, np.ndarray],
            cooldown_events: int) -> Decisions:
-    """Rules 1-4 over the waves of a segment (streams s_all, one row per event)."""
+    """Rules 1-4 over the waves of a batch (streams s_all, one row per event)."""
     raw = np.where(flagged, 1.0, calibrated) if flagged is not None else calibrated
     raw = np.where(warming, 0.0, raw)
     thresholds = arrays["threshold"][s_all]
