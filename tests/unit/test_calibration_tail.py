@@ -118,15 +118,15 @@ def test_chi2_level_without_degrees_of_freedom_is_zero() -> None:
 
 
 def test_rarity_keeps_a_level_until_it_was_seen_habit_count_times() -> None:
-    assert HABIT_COUNT == 3.0 and TRUSTED_COUNT == 1_000  # the counts below are written for it
-    quiet = [0.1] * 1_997  # a stream whose own tail is trusted
+    assert HABIT_COUNT == 4.0 and TRUSTED_COUNT == 1_000  # the counts below are written for it
+    quiet = [0.1] * 1_996  # a stream whose own tail is trusted
     level = np.array([5.0])
     assert rarity(level, history_of(quiet))[0] == 5.0
-    assert rarity(level, history_of(quiet + [5.0, 5.0]))[0] == 5.0
-    lowered = rarity(level, history_of(quiet + [5.0, 5.0, 5.0]))[0]
-    assert lowered == pytest.approx(-math.log10(3 / 2000))
+    assert rarity(level, history_of(quiet + [5.0] * 3))[0] == 5.0
+    lowered = rarity(level, history_of(quiet + [5.0] * 4))[0]
+    assert lowered == pytest.approx(-math.log10(4 / 2000))
     # A level above every surprise seen keeps its textbook value.
-    assert rarity(np.array([9.0]), history_of(quiet + [5.0] * 3))[0] == 9.0
+    assert rarity(np.array([9.0]), history_of(quiet + [5.0] * 4))[0] == 9.0
 
 
 def test_rarity_lowers_a_lesser_level_to_the_frequency_of_higher_surprises() -> None:
@@ -204,9 +204,9 @@ def test_score_is_the_level_over_level_at_one_clipped_to_the_unit_interval() -> 
 
 def test_rarity_forgets_surprises_older_than_a_few_half_lives() -> None:
     level = np.array([5.0])
-    # Decayed counts: three in a row count a little under 3, a fourth makes them a habit.
-    assert rarity(level, history_of([0.1] * 2_000 + [5.0] * 3, halflife=1_000.0))[0] == 5.0
-    recent = history_of([0.1] * 2_000 + [5.0] * 4, halflife=1_000.0)
+    # Decayed counts: four in a row count a little under 4, a fifth makes them a habit.
+    assert rarity(level, history_of([0.1] * 2_000 + [5.0] * 4, halflife=1_000.0))[0] == 5.0
+    recent = history_of([0.1] * 2_000 + [5.0] * 5, halflife=1_000.0)
     assert rarity(level, recent)[0] < 3.0
-    faded = history_of([5.0] * 4 + [0.1] * 2_000, halflife=1_000.0)
+    faded = history_of([5.0] * 5 + [0.1] * 2_000, halflife=1_000.0)
     assert rarity(level, faded)[0] == 5.0
