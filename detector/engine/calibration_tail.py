@@ -23,8 +23,8 @@ import torch
 LEVEL_AT_ONE = 7.0     # the level that scores 1
 HABIT_COUNT = 4.0      # surprises at least this high seen this often are the stream's habit
                        # (3 / 4 / 5, standard score at the shipped threshold: NAB 61.6 / 60.3 /
-                       # 57.3, SMD 54.9 / 64.3 / 67.5, traffic 89.9 / 89.6 / 89.6; 4 loses
-                       # least on the corpus that likes it least)
+                       # 57.3, SMD 54.9 / 64.3 / 67.5, traffic 89.9 / 89.6 / 89.6; 4 has the
+                       # smallest worst loss against the best count on each corpus)
 YOUNG_WEIGHT = 0.7     # a stream without a tail of its own yet scores its textbook levels at
 TRUSTED_COUNT = 1_000.0  # this weight, rising to 1 as its tail's (decayed) count reaches this
 LEARN_AFTER = 256      # events before a stream's own surprises enter its histogram: the

@@ -17,6 +17,7 @@ lane of its width). `Lane.process` runs the stages in order:
 
 Only the forecast depends on the weights, so only it pays per training step; the other stages
 pay once per batch.
+
 Each pass walks the waves in order where state carries from one wave to the next and works on
 the whole segment (or batch) at once where it does not; every event goes through the
 operations of a wave-by-wave step, bit for bit. A lane's results depend only on the order of
@@ -98,7 +99,7 @@ class Lane:
         result = BatchResult.empty(len(events), self.width)
         plan = self.planner.plan(events, seqs, result, len(self.trainer.pending))
         n = len(result)
-        accepted = np.flatnonzero(plan.slots >= 0)
+        accepted = plan.accepted
         if accepted.size:
             ts = np.zeros(n)
             ts[accepted] = [events[i].ts for i in accepted]

@@ -14,6 +14,7 @@ metric names and rejections, and marks the streams it touches as changed.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,9 +32,14 @@ class Plan:
     segment: np.ndarray
     wave: np.ndarray
 
+    @functools.cached_property
+    def accepted(self) -> np.ndarray:
+        """The places in the batch of the events not rejected, in order."""
+        return np.flatnonzero(self.slots >= 0)
+
     def segments(self) -> list[Waves]:
         """Each segment's accepted events in its waves, segments in order."""
-        accepted = np.flatnonzero(self.slots >= 0)
+        accepted = self.accepted
         # Segments never decrease along the batch: each is a run of accepted events.
         runs = np.split(accepted, np.flatnonzero(np.diff(self.segment[accepted])) + 1)
         return [Waves.of(run, self.slots[run], self.wave[run]) for run in runs]
@@ -41,9 +47,8 @@ class Plan:
     def batch(self) -> Waves:
         """All accepted events in waves across the whole batch: wave i holds the i-th event
         of every stream."""
-        accepted = np.flatnonzero(self.slots >= 0)
-        slots = self.slots[accepted]
-        return Waves.of(accepted, slots, _occurrence(slots))
+        slots = self.slots[self.accepted]
+        return Waves.of(self.accepted, slots, _occurrence(slots))
 
 
 @dataclass(frozen=True)
