@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.kafka_tools import daemon_env, start_daemon, stop_daemon, wait_committed
+from tests.integration.kafka_tools import (
+    daemon_env,
+    log_lines,
+    start_daemon,
+    stop_daemon,
+    wait_committed,
+)
 from tests.reliability.state_tools import Scenario, seed_scenario
 
 
@@ -19,9 +26,22 @@ def reliability_env(scenario: Scenario, group: str, **extra: str) -> dict[str, s
                       DETECTOR_SERVICE_COMMIT_INTERVAL_S="0.25", **extra)
 
 
+def wait_restored(proc, log: Path, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if any(line.get("event") == "partition_restored" for line in log_lines(log)):
+            return
+        assert proc.poll() is None, f"daemon exited with {proc.returncode}"
+        time.sleep(0.05)
+    raise AssertionError("daemon never restored its partitions")
+
+
 def run_to_end(scenario: Scenario, env: dict[str, str], log: Path) -> None:
     proc = start_daemon(env, log)
     try:
+        # Up and restored first: when earlier runs committed everything already, the commits
+        # are there at once, and a daemon stopped while it still starts dies of the signal.
+        wait_restored(proc, log)
         wait_committed(scenario.bootstrap, env["DETECTOR_KAFKA_GROUP_ID"], scenario.total,
                        timeout_s=240, proc=proc)
     finally:

@@ -17,22 +17,12 @@ from pathlib import Path
 import pytest
 
 from tests.integration.kafka_tools import committed, log_lines, start_daemon
-from tests.reliability.conftest import reliability_env, run_to_end
+from tests.reliability.conftest import reliability_env, run_to_end, wait_restored
 from tests.reliability.state_tools import Scenario, assert_same_run
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
 KILLS = int(os.environ.get("CHAOS_KILLS", "10"))
-
-
-def wait_restored(proc, log: Path, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if any(line.get("event") == "partition_restored" for line in log_lines(log)):
-            return
-        assert proc.poll() is None, f"daemon exited with {proc.returncode}"
-        time.sleep(0.05)
-    raise AssertionError("daemon never restored its partitions")
 
 
 def wait_progress(proc, bootstrap: str, group: str, since: int, timeout_s: float = 60.0) -> None:
