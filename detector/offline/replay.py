@@ -98,8 +98,10 @@ def _output_row(stamp: str, result: BatchResult, i: int, n_metrics: int) -> list
     error = result.error[i]
     # The engine's metric order is the stream's first event's, which is the header's.
     expected = ["" if math.isnan(v) else f"{v:.6g}" for v in result.expected[i, :n_metrics]]
-    ranked = (json.dumps([[name, round(share, 4)] for name, share in result.ranked(i)
-                          if round(share, 4) > 0]) if alert else "")
+    # Every valid metric, as the daemon's alert lists them: a share too small for a fixed
+    # number of decimals still ranks its metric above the ones after it.
+    ranked = (json.dumps([[name, float(f"{share:.4g}")] for name, share in result.ranked(i)])
+              if alert else "")
     return [stamp, f"{float(result.score[i]):.6f}", alert, f"{float(result.raw_score[i]):.6f}",
             "" if math.isnan(error) else f"{error:.6g}", *expected, ranked]
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from detector.engine import Engine, EngineConfig, Event, calibrator
+from detector.engine import Engine, EngineConfig, Event, calibrate, calibrator
 from tests.unit.factories import T0
 
 FAST = EngineConfig(hidden_size=16, window=4, train_batch=8, warmup_events=32)
@@ -74,3 +74,19 @@ def test_a_missing_metric_gets_no_share_and_is_left_out_of_the_ranking() -> None
     j = result.metric_names[-1].index("flows")
     assert math.isnan(result.contribution[-1, j])
     assert set(dict(result.ranked(len(events) - 1))) == set(SCALES) - {"flows"}
+
+
+def test_evidence_beyond_the_level_that_scores_1_does_not_drown_the_other_evidence() -> None:
+    # The forecast names metrics 0 and 1 at a level that scores about 0.7; the level evidence
+    # names metric 2, a flat metric that moved at all, at a level of thousands. Both are as
+    # sure as a score can say, so both get their say: metric 2 does not take nearly all.
+    levels = np.array([[5.0], [3_000.0], [np.nan]])
+    forecast = np.array([[30.0, 20.0, 0.1, 0.1]])
+    deviation = np.array([[0.5, 0.5, 1e6, 0.2]])
+    valid = np.ones((1, 4), dtype=bool)
+    parts = calibrate.explain(levels, [forecast, deviation, None], valid)
+    order = list(np.argsort(-parts[0]))
+    assert order[:3] == [2, 0, 1]
+    shares = calibrator.shares(parts)[0]
+    assert shares[0] + shares[1] > 0.3 and shares[2] < 0.7
+    assert np.all(calibrate.explain(levels, [forecast, deviation, None], ~valid) == -1.0)

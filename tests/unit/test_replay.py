@@ -143,6 +143,9 @@ def test_result_rows_carry_expected_values_and_ranked_metrics_on_alert_rows(
                                                                       rel=0.3)
     ranked = json.loads(out[250]["metrics"])
     assert ranked[0][0] == "flows" and ranked[0][1] > 0.5
+    # Every metric is ranked, however small its share, largest first, as the alert lists them.
+    assert sorted(name for name, _ in ranked) == ["bytes", "flows", "packets"]
+    assert [share for _, share in ranked] == sorted((share for _, share in ranked), reverse=True)
     assert sum(share for _, share in ranked) == pytest.approx(1.0, abs=1e-3)
     assert float(out[250]["expected_flows"]) < float(rows[250][3]) / 3
 
@@ -185,6 +188,28 @@ def test_a_wide_host_is_scored_with_the_defaults_and_its_spiking_metric_ranked_f
         out = list(csv.DictReader(handle))
     assert out[350]["alert"] == "1" and json.loads(out[350]["metrics"])[0][0] == "m13"
     assert sum(row["alert"] == "1" for row in out) <= 3
+
+
+def test_an_alert_ranks_every_metric_as_the_daemon_does_even_one_without_a_share(
+        tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    rows = []
+    for i in range(300):
+        level = 1 + 0.2 * math.sin(i / 20)
+        row = [1e6 * level * math.exp(rng.normal(0, 0.03)), 1_500 * level, 7.0]
+        if i == 250:
+            row[0] *= 8
+        rows.append([iso(1_400_000_000 + 300 * i), *(f"{v:.4f}" for v in row)])
+    write_table(tmp_path / "s.csv", ["timestamp", "bytes", "smooth", "flat"], rows)
+    replay_file(tmp_path / "s.csv", tmp_path / "out.csv", CONFIG)
+    with (tmp_path / "out.csv").open() as handle:
+        out = list(csv.DictReader(handle))
+    assert out[250]["alert"] == "1", "the spike must alert for this test to mean anything"
+    ranked = json.loads(out[250]["metrics"])
+    # HitRate reads the whole order, so replay writes what the alert carries: every valid
+    # metric, the flat one too, with shares of 4 significant digits, largest first.
+    assert [name for name, _ in ranked] == ["bytes", "smooth", "flat"]
+    assert ranked[0][1] > 0.99 and 0.0 <= ranked[2][1] < 5e-5  # 0 at 4 decimals
 
 
 def test_too_many_metrics_is_an_error_in_a_parallel_replay_too_not_silent_zeros(
