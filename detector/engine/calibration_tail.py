@@ -32,6 +32,7 @@ LEARN_AFTER = 256      # events before a stream's own surprises enter its histog
 # Lower bin edges: 0.25 apart up to level 4, then half octaves up to 2^17.
 EDGES = np.concatenate((np.arange(0.0, 4.0, 0.25), 4.0 * 2.0 ** (np.arange(0, 31) / 2.0)))
 N_LEVEL_BINS = EDGES.size
+FIRST_OCTAVE_BIN = 16  # the bin from level 4, the first of the half octaves
 _LN10 = float(np.log(10.0))
 
 
@@ -64,13 +65,21 @@ def level_bin(level: np.ndarray) -> np.ndarray:
     return np.searchsorted(EDGES, np.fmax(level, 0.0), side="right") - 1
 
 
-def rarity(level: np.ndarray, history: np.ndarray) -> np.ndarray:
+def rarity(level: np.ndarray, history: np.ndarray, creep: int | np.ndarray = 0
+           ) -> np.ndarray:
     """The level, lowered to -log10 of the stream's own frequency of surprises at least this
     high once those have been seen HABIT_COUNT times (level [...], history [..., N_LEVEL_BINS]:
-    any leading shape, e.g. [evidence, stream])."""
+    any leading shape, e.g. [evidence, stream]).
+
+    `creep` (broadcast over level): above level 4, surprises up to that many half-octave bins
+    lower count as sightings of this one, so a recurring surprise whose level creeps up
+    because the spread it is measured against narrows stays the habit it was."""
     at_least = np.cumsum(history[..., ::-1], axis=-1, dtype=np.float64)[..., ::-1]
     u = np.fmax(level, 0.0)
-    seen = np.take_along_axis(at_least, level_bin(u)[..., None], axis=-1)[..., 0]
+    own = level_bin(u)
+    counted_from = np.where(own > FIRST_OCTAVE_BIN,
+                            np.maximum(own - creep, FIRST_OCTAVE_BIN), own)
+    seen = np.take_along_axis(at_least, counted_from[..., None], axis=-1)[..., 0]
     total = at_least[..., 0]
     habitual = -np.log10(np.maximum(seen, 1e-300) / np.maximum(total, 1.0))
     # The textbook tail is a prior: until the stream's own tail holds enough surprises to

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from detector.engine.calibration_tail import (
+    EDGES,
+    FIRST_OCTAVE_BIN,
     HABIT_COUNT,
     LEVEL_AT_ONE,
     N_LEVEL_BINS,
@@ -210,3 +212,24 @@ def test_rarity_forgets_surprises_older_than_a_few_half_lives() -> None:
     assert rarity(level, recent)[0] < 3.0
     faded = history_of([5.0] * 5 + [0.1] * 2_000, halflife=1_000.0)
     assert rarity(level, faded)[0] == 5.0
+
+
+def test_with_creep_a_surprise_half_an_octave_above_a_habit_is_that_habit() -> None:
+    assert EDGES[FIRST_OCTAVE_BIN] == 4.0
+    habit = history_of([0.1] * 1_996 + [9.0] * 4)   # bin [8, 11.3), seen 4 times
+    crept = np.array([12.0])                          # the next bin, [11.3, 16)
+    assert rarity(crept, habit)[0] == 12.0
+    assert rarity(crept, habit, creep=1)[0] == pytest.approx(-math.log10(4 / 2000))
+    # Only one bin: two bins up (16 and more) is beyond the habit.
+    assert rarity(np.array([17.0]), habit, creep=1)[0] == 17.0
+    # Per row: creep may differ by evidence.
+    both = rarity(np.array([[12.0], [12.0]]), np.stack([habit, habit]), np.array([[1], [0]]))
+    assert both[0, 0] < 4.0 and both[1, 0] == 12.0
+
+
+def test_creep_never_reaches_below_level_4() -> None:
+    # Below 4 the bins are a quarter level wide, and a level of 4 or more may not borrow
+    # the sightings of lesser ones: 3.9 seen often does not make 4.1 a habit.
+    habit = history_of([0.1] * 1_990 + [3.9] * 10)
+    assert rarity(np.array([4.1]), habit, creep=1)[0] == 4.1
+    assert rarity(np.array([3.95]), habit, creep=1)[0] < 3.0
