@@ -118,17 +118,29 @@ def write_table(path: Path, header: list[str], rows: list[list[str]]) -> Path:
     return path
 
 
+def slow_wave_rows(n: int, scales: list[float], spike: tuple[int, int], seed: int,
+                   kinds: list[str] | None = None) -> list[list[str]]:
+    """Rows (timestamp, values) of a stream 5 minutes apart whose metrics follow one slow wave
+    at their own scale: "noisy" ones (the default) with 3 % noise, "smooth" ones without,
+    "flat" ones constant. At spike = (row, metric) that metric is 8 times its value."""
+    rng = np.random.default_rng(seed)
+    kinds = kinds or ["noisy"] * len(scales)
+    rows = []
+    for i in range(n):
+        level = 1 + 0.2 * math.sin(i / 20)
+        row = [scale if kind == "flat" else scale * level * (
+            math.exp(rng.normal(0, 0.03)) if kind == "noisy" else 1.0)
+            for scale, kind in zip(scales, kinds, strict=True)]
+        if i == spike[0]:
+            row[spike[1]] *= 8
+        rows.append([iso(1_400_000_000 + 300 * i), *(f"{v:.4f}" for v in row)])
+    return rows
+
+
 def test_result_rows_carry_expected_values_and_ranked_metrics_on_alert_rows(
         tmp_path: Path) -> None:
-    rng = np.random.default_rng(2)
-    rows = []
-    for i in range(300):
-        level = 1 + 0.2 * math.sin(i / 20)
-        row = [1e6 * level, 1_500 * level, 40 * level]
-        row = [v * math.exp(rng.normal(0, 0.03)) for v in row]
-        if i == 250:
-            row[2] *= 8  # flows spike; bytes and packets stay as usual
-        rows.append([iso(1_400_000_000 + 300 * i), *(f"{v:.4f}" for v in row)])
+    # flows spike; bytes and packets stay as usual
+    rows = slow_wave_rows(300, [1e6, 1_500, 40], spike=(250, 2), seed=2)
     write_table(tmp_path / "s.csv", ["timestamp", "bytes", "packets", "flows"], rows)
     replay_file(tmp_path / "s.csv", tmp_path / "out.csv", CONFIG)
     with (tmp_path / "out.csv").open() as handle:
@@ -173,14 +185,7 @@ def test_replay_of_an_unusable_csv_exits_2_with_one_line_naming_the_file(
 
 def test_a_wide_host_is_scored_with_the_defaults_and_its_spiking_metric_ranked_first(
         tmp_path: Path) -> None:
-    rng = np.random.default_rng(4)
-    rows = []
-    for i in range(400):
-        level = 1 + 0.2 * math.sin(i / 20)
-        row = [10 * (j + 1) * level * math.exp(rng.normal(0, 0.03)) for j in range(19)]
-        if i == 350:
-            row[13] *= 8
-        rows.append([iso(1_400_000_000 + 300 * i), *(f"{v:.4f}" for v in row)])
+    rows = slow_wave_rows(400, [10 * (j + 1) for j in range(19)], spike=(350, 13), seed=4)
     header = ["timestamp", *(f"m{j:02d}" for j in range(19))]
     write_table(tmp_path / "host.csv", header, rows)
     replay_file(tmp_path / "host.csv", tmp_path / "out.csv", EngineConfig())  # the defaults
@@ -192,14 +197,8 @@ def test_a_wide_host_is_scored_with_the_defaults_and_its_spiking_metric_ranked_f
 
 def test_an_alert_ranks_every_metric_as_the_daemon_does_even_one_without_a_share(
         tmp_path: Path) -> None:
-    rng = np.random.default_rng(5)
-    rows = []
-    for i in range(300):
-        level = 1 + 0.2 * math.sin(i / 20)
-        row = [1e6 * level * math.exp(rng.normal(0, 0.03)), 1_500 * level, 7.0]
-        if i == 250:
-            row[0] *= 8
-        rows.append([iso(1_400_000_000 + 300 * i), *(f"{v:.4f}" for v in row)])
+    rows = slow_wave_rows(300, [1e6, 1_500, 7.0], spike=(250, 0), seed=5,
+                          kinds=["noisy", "smooth", "flat"])
     write_table(tmp_path / "s.csv", ["timestamp", "bytes", "smooth", "flat"], rows)
     replay_file(tmp_path / "s.csv", tmp_path / "out.csv", CONFIG)
     with (tmp_path / "out.csv").open() as handle:
