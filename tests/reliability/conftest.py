@@ -50,8 +50,9 @@ def run_to_end(scenario: Scenario, env: dict[str, str], log: Path) -> None:
 
 @pytest.fixture(scope="session")
 def scenario(bootstrap_servers: str) -> Scenario:
-    """20,000 events over 100 streams, 4 partitions, with injected incidents."""
-    return seed_scenario(bootstrap_servers, "reliability", streams=100, steps=200, seed=5)
+    """30,000 events over 100 streams, 4 partitions, with injected incidents: enough that ten
+    kill -9 incarnations of the daemon, each given time for a checkpoint, end mid-stream."""
+    return seed_scenario(bootstrap_servers, "reliability", streams=100, steps=300, seed=5)
 
 
 @pytest.fixture(scope="session")
