@@ -32,7 +32,7 @@ LEARN_AFTER = 256      # events before a stream's own surprises enter its histog
 # Lower bin edges: 0.25 apart up to level 4, then half octaves up to 2^17.
 EDGES = np.concatenate((np.arange(0.0, 4.0, 0.25), 4.0 * 2.0 ** (np.arange(0, 31) / 2.0)))
 N_LEVEL_BINS = EDGES.size
-FIRST_OCTAVE_BIN = 16  # the bin from level 4, the first of the half octaves
+FIRST_OCTAVE_BIN = int(np.searchsorted(EDGES, 4.0))  # from level 4: the first half octave
 _LN10 = float(np.log(10.0))
 
 
