@@ -214,7 +214,10 @@ class ModelSettings(_Section):
     learning_rate: float = Field(3e-3, gt=0, le=1, description="Adam learning rate of the "
                                  "online updates.")
     train_batch: int = Field(16, ge=1, le=4_096, description="Windows per online training "
-                             "step; a step runs as soon as this many are ready.")
+                             "step, at least; a step runs as soon as they are ready. A lane "
+                             "of more than train_batch x window streams waits for the "
+                             "windows of one round of its streams (streams / window): at "
+                             "most one step per round, however many streams share the model.")
     learn: bool = Field(True, description="Keep learning online from the stream.")
     log_transform: bool = Field(True, description="Feed sign(x)*log1p(|x|) to the model: "
                                 "traffic counters are multiplicative.")

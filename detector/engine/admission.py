@@ -57,8 +57,9 @@ def reference_row_bytes(config: EngineConfig) -> int:
 class Admission:
     def __init__(self, config: EngineConfig, widths: tuple[int, ...],
                  lanes: Callable[[], Iterable[Lane]],
-                 evict: Callable[[Lane, str], None]) -> None:
-        """`lanes`: the engine's lanes; `evict`: how the engine forgets a stream."""
+                 evict: Callable[[Lane, str, int], None]) -> None:
+        """`lanes`: the engine's lanes; `evict`: how the engine forgets a stream to make
+        room for the new stream of an event (its number)."""
         self.config, self.widths, self._lanes, self._evict = config, widths, lanes, evict
         self.burst = config.admission_burst or config.max_streams
         self.tokens = float(self.burst)
@@ -102,7 +103,7 @@ class Admission:
                                           f"need {self.row_bytes[width]:,} bytes of state, "
                                           "more than DETECTOR_STATE_MAX_STREAMS allows in all")
         while not self._room_for(width):
-            if not self._evict_least_recent(batch_start):
+            if not self._evict_least_recent(seq, batch_start):
                 return CUT  # the refill above is repeated at no cost: seq - tokens_at is 0
         self.tokens -= 1.0
         return width
@@ -114,8 +115,9 @@ class Admission:
         return (count < self.config.max_streams
                 and used + self.row_bytes[width] <= self.budget_bytes)
 
-    def _evict_least_recent(self, batch_start: int) -> bool:
-        """Evict the stream seen least recently in any lane, unless it is in this batch."""
+    def _evict_least_recent(self, seq: int, batch_start: int) -> bool:
+        """Evict the stream seen least recently in any lane, unless it is in this batch, for
+        the new stream of event `seq`."""
         best: tuple[int, Lane, int] | None = None
         for lane in self._lanes():
             if not len(lane.arena):
@@ -130,5 +132,5 @@ class Admission:
         _, lane, slot = best
         stream = lane.arena.stream_ids[slot]
         assert stream is not None
-        self._evict(lane, stream)
+        self._evict(lane, stream, seq)
         return True

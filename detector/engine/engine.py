@@ -194,8 +194,8 @@ class Engine:
             self._last_loss = lane.trainer.last_loss
         return result
 
-    def _evict(self, lane: Lane, stream: str) -> None:
-        lane.evict(stream)
+    def _evict(self, lane: Lane, stream: str, seq: int) -> None:
+        lane.evict(stream, seq)
         del self.lane_of[stream]
         self._evicted += 1
 

@@ -10,7 +10,8 @@ lane of its width). `Lane.process` runs the stages in order:
    streams' statistics, the range rule and seasonal steps, the training windows;
 3. per segment (the weights are fixed within one):
    a. forecast (forecast.py): the LSTM autoencoder's expectation from each stream's state;
-   b. training (trainer.py): a step once `train_batch` windows are complete;
+   b. training (trainer.py): a step where the plan cut the segment (`plan.step_size`
+      windows complete: `train_batch`, more in a lane crowded with streams);
 4. over the whole batch again: calibration (calibrate.py: residuals → a score in [0, 1] that
    means the same rarity on every stream), post rules (post_rules.py: warm-up → rule
    overrides → threshold → cooldown), severity.
@@ -68,6 +69,9 @@ class Lane:
         self.events_processed = 0
         self.changes = Changes()
         self.planner = Planner(config, self.arena, self.changes)
+        # (event number, +1 / -1): streams enrolled and evicted since the lane's last batch;
+        # the plan counts the lane's streams at each event from them.
+        self.joins: list[tuple[int, int]] = []
 
     def enrol(self, ev: Event, seq: int) -> int:
         """A slot for a new stream the engine's admission let in, in its initial state;
@@ -85,19 +89,23 @@ class Lane:
         arena.arrays["chunk_pos"][slot] = seq % cfg.window
         arena.arrays["last_seq"][slot] = seq
         self.changes.dirty.add(slot)
+        self.joins.append((seq, 1))
         return slot
 
-    def evict(self, stream: str) -> None:
-        """Forget a stream (the engine's admission needs its room)."""
+    def evict(self, stream: str, seq: int) -> None:
+        """Forget a stream (the engine's admission needs its room for the new stream of
+        event `seq`)."""
         slot = self.arena.remove(stream)
         self.changes.dirty.discard(slot)
         self.changes.evicted.append(stream)
+        self.joins.append((seq, -1))
 
     def process(self, events: Sequence[Event], seqs: np.ndarray) -> BatchResult:
         """Step events of streams enrolled in this lane; `seqs`: their numbers in the
         engine's event sequence (what `last_seq` records)."""
         result = BatchResult.empty(len(events), self.width)
-        plan = self.planner.plan(events, seqs, result, len(self.trainer.pending))
+        plan = self.planner.plan(events, seqs, result, len(self.trainer.pending), self.joins)
+        self.joins.clear()
         n = len(result)
         accepted = plan.accepted
         if accepted.size:
@@ -150,13 +158,14 @@ class Lane:
         at = np.empty(result.score.size, dtype=np.int64)  # row of result → place in batch
         at[rows] = np.arange(rows.size)
         seq0 = self.events_processed
-        for segment in plan.segments():
+        segments = plan.segments()
+        for i, segment in enumerate(segments):
             take = at[segment.rows]
             expected[take] = forecast(model, a, segment.bounds, segment.slots,
                                       segment.rows + seq0, obs.take(take), valid[take],
                                       tf[take], cfg.bidirectional, self.trainer.pending)
-            # The plan cut this segment exactly where train_batch windows became ready.
-            if len(self.trainer.pending) >= cfg.train_batch:
+            # The plan cut this segment exactly where a step's windows became ready.
+            if i < len(segments) - 1 or plan.ends_with_step:
                 self.trainer.step()
         residual = np.where(valid, obs.z - expected, 0.0)
         n_valid = valid.sum(axis=1)

@@ -1,6 +1,7 @@
-"""Online training of a shard's shared model: completed windows wait in `pending`, and every
-`train_batch` of them make one Adam step, taken at a fixed point of the event sequence (the
-planner cuts segments there), so the weights never depend on how events were batched."""
+"""Online training of a shard's shared model: completed windows wait in `pending`, and once a
+step's worth are ready (`plan.step_size`: `train_batch`, more in a lane crowded with streams)
+they make one Adam step, taken at a fixed point of the event sequence (the planner cuts
+segments there), so the weights never depend on how events were batched."""
 
 from __future__ import annotations
 

@@ -4,16 +4,21 @@ plans."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import random
 
 import numpy as np
+import pytest
 
 from detector.engine import BatchResult, Engine, EngineConfig, Event
 from detector.engine.lane import Lane
+from detector.engine.plan import step_size, training_cuts
 from tests.unit.factories import traffic
 
 CONFIG = EngineConfig(hidden_size=8, window=4, train_batch=3, warmup_events=8)
+# 6 streams in a lane whose steps would take 1 window: a step waits for a round's 2.
+CROWDED = dataclasses.replace(CONFIG, train_batch=1)
 
 
 def roughen(events: list[Event], rng: random.Random) -> list[Event]:
@@ -36,7 +41,8 @@ def roughen(events: list[Event], rng: random.Random) -> list[Event]:
 
 def walked_plan(lane: Lane, batch: list[Event], pending: int
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(slots, segments, waves) by the definition, one event at a time."""
+    """(slots, segments, waves) by the definition, one event at a time (the lane's streams
+    do not change within the batch)."""
     cfg, arrays = lane.config, lane.arena.arrays
     n = len(batch)
     slots, segment, wave = (np.full(n, -1), np.zeros(n, np.int64), np.zeros(n, np.int64))
@@ -44,6 +50,7 @@ def walked_plan(lane: Lane, batch: list[Event], pending: int
     seen: dict[int, int] = {}
     next_wave: dict[int, tuple[int, int]] = {}  # slot -> (segment, next wave in it)
     current = 0
+    need = max(cfg.train_batch, math.ceil(len(lane.arena) / cfg.window))
     for i, ev in enumerate(batch):
         slot = lane.arena.slot(ev.stream)
         assert slot is not None
@@ -60,15 +67,16 @@ def walked_plan(lane: Lane, batch: list[Event], pending: int
         chunk[slot] = (chunk[slot] + 1) % cfg.window
         if chunk[slot] == 0 and cfg.learn and seen[slot] >= 2 * cfg.window:
             pending += 1
-            if pending >= cfg.train_batch:
+            if pending >= need:
                 pending, current = 0, current + 1
     return slots, segment, wave
 
 
-def test_the_plan_is_what_walking_the_events_gives() -> None:
+@pytest.mark.parametrize("config", [CONFIG, CROWDED], ids=["train_batch", "crowded"])
+def test_the_plan_is_what_walking_the_events_gives(config: EngineConfig) -> None:
     rng = random.Random(3)
     events = traffic(n_streams=6, n_steps=60)
-    engine = Engine(CONFIG)
+    engine = Engine(config)
     engine.process(events[:60])  # every stream admitted, some windows pending
     (lane,) = engine.lanes.values()
     position = 60
@@ -99,3 +107,39 @@ def test_the_plan_is_what_walking_the_events_gives() -> None:
         engine.process(batch)
         position += size
     assert engine.train_steps > 3
+
+
+def test_a_step_waits_for_train_batch_or_a_round_of_the_lanes_streams() -> None:
+    assert step_size(1, 16, 8) == 16
+    assert step_size(128, 16, 8) == 16
+    assert step_size(129, 16, 8) == 17  # a round of 129 streams completes 16.1 windows
+    assert step_size(10_000, 16, 8) == 1_250
+    np.testing.assert_array_equal(step_size(np.array([3, 40, 41]), 1, 4), [1, 10, 11])
+
+
+def test_training_cuts_are_where_walking_the_windows_steps() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        population = rng.integers(1, 60, size=rng.integers(0, 40))
+        pending = int(rng.integers(0, 5))
+        cuts, waiting = [], pending
+        for j, streams in enumerate(population):
+            waiting += 1
+            if waiting >= max(3, math.ceil(streams / 4)):
+                cuts.append(j)
+                waiting = 0
+        np.testing.assert_array_equal(training_cuts(population, pending, 3, 4), cuts)
+
+
+def test_a_crowded_lane_steps_about_once_per_round_of_its_streams() -> None:
+    config = dataclasses.replace(CONFIG, train_batch=1, warmup_events=4)
+    crowd = Engine(config)
+    crowd.process(traffic(n_streams=40, n_steps=41))
+    # Each of 40 streams completes 9 or 10 windows of 4 in 41 events, the first not trained
+    # on; a step takes the 10 windows of a round of 40 streams.
+    (lane,) = crowd.lanes.values()
+    waiting = len(lane.trainer.pending)
+    assert waiting < 10 and 320 <= 10 * crowd.train_steps + waiting <= 360
+    alone = Engine(config)
+    alone.process(traffic(n_streams=1, n_steps=41))
+    assert alone.train_steps == 9  # one window a step
