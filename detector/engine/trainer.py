@@ -50,10 +50,12 @@ class Trainer:
         for i, state in self.optimizer.state_dict()["state"].items():
             for name, value in state.items():
                 arrays[f"opt/{i}/{name}"] = value.detach().numpy().copy()
-        for j, (seq, sample) in enumerate(self.pending):
-            arrays[f"pending/{j}/seq"] = np.array(seq, dtype=np.int64)
-            for name, value in sample.items():
-                arrays[f"pending/{j}/{name}"] = value
+        # One array per field with a row per window: a crowded lane holds a thousand windows
+        # or more, and an array each made a checkpoint thousands of archive members.
+        if self.pending:
+            arrays["pending/seq"] = np.array([seq for seq, _ in self.pending], dtype=np.int64)
+            for name in self.pending[0][1]:
+                arrays[f"pending/{name}"] = np.stack([w[name] for _, w in self.pending])
         return arrays
 
     def restore(self, a: dict[str, np.ndarray], pending: int) -> None:
@@ -68,7 +70,13 @@ class Trainer:
                 state.setdefault(int(i), {})[name] = torch.from_numpy(value.copy())
         self.optimizer.load_state_dict({"state": state, "param_groups": opt["param_groups"]})
         self.pending = []
-        for j in range(pending):
+        if pending and "pending/seq" in a:
+            names = [k[len("pending/"):] for k in a
+                     if k.startswith("pending/") and k != "pending/seq"]
+            self.pending = [(int(seq), {name: a[f"pending/{name}"][j].copy() for name in names})
+                            for j, seq in enumerate(a["pending/seq"])]
+            return
+        for j in range(pending):  # shared state version 2: an array per window and field
             prefix = f"pending/{j}/"
             sample = {k[len(prefix):]: v for k, v in a.items()
                       if k.startswith(prefix) and k != prefix + "seq"}

@@ -23,7 +23,8 @@ from detector.engine import Engine, SharedState, StreamState
 
 STREAM_MAGIC = b"LDS1"
 SHARED_FORMAT = "lstm-detector/engine-state"
-SHARED_VERSION = 2  # 2: arrays and counters per lane (lanes by width)
+SHARED_VERSION = 3  # 3: pending training windows stacked, one array per field
+SHARED_READABLE = (2, 3)  # 2: arrays and counters per lane (lanes by width)
 _HEADER_LEN = struct.Struct(">I")
 
 Layout = dict[str, tuple[tuple[int, ...], np.dtype]]
@@ -120,7 +121,7 @@ def decode_shared(data: bytes, model_shape: dict[str, int]) -> SharedState:
             arrays = {k: archive[k] for k in archive.files if k != "header"}
     except (OSError, KeyError, ValueError, orjson.JSONDecodeError) as exc:
         raise ValueError(f"not an engine state record ({exc})") from None
-    if header.get("format") != SHARED_FORMAT or header.get("version") != SHARED_VERSION:
+    if header.get("format") != SHARED_FORMAT or header.get("version") not in SHARED_READABLE:
         raise ValueError(f"engine state format {header.get('format')!r} version "
                          f"{header.get('version')} is not readable by this build")
     if header.get("shape") != model_shape:

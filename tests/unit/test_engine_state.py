@@ -219,3 +219,32 @@ def test_an_engine_record_from_before_the_lanes_is_refused_not_misread(
     monkeypatch.undo()
     with pytest.raises(ValueError, match="version 1 is not readable"):
         decode_shared(record, FAST.shape)
+
+
+def test_pending_windows_are_one_array_per_field_and_a_version_2_record_still_restores(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    events = traffic(n_streams=3, n_steps=90)
+    cut = 206  # six training windows pending
+    original = Engine(FAST)
+    original.process(events[:cut])
+    shared = original.shared_state()
+    (lane,) = original.lanes.values()
+    waiting = len(lane.trainer.pending)
+    assert waiting > 1
+    prefix = f"{lane.width}/pending/"
+    stacked = {k[len(prefix):]: v for k, v in shared.arrays.items() if k.startswith(prefix)}
+    assert stacked["seq"].shape == (waiting,) and stacked["hist"].shape[0] == waiting
+    # The same state as version 2 wrote it: an array per window and field.
+    old = {k: v for k, v in shared.arrays.items() if not k.startswith(prefix)}
+    for name, rows in stacked.items():
+        for j in range(waiting):
+            old[f"{prefix}{j}/{name}"] = rows[j]
+    monkeypatch.setattr(codec, "SHARED_VERSION", 2)
+    old_record = encode_shared(SharedState(old, shared.meta), FAST.shape)
+    monkeypatch.undo()
+    _, streams = checkpoint(original)
+    new_record = encode_shared(shared, FAST.shape)
+    expected = original.process(events[cut:]).score
+    for record in (new_record, old_record):
+        engine = restored(FAST, record, streams)
+        np.testing.assert_array_equal(engine.process(events[cut:]).score, expected)
