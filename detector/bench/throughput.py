@@ -108,8 +108,9 @@ def run_throughput_bench(args: argparse.Namespace, settings: Settings) -> int:
                                       steady_from=max(load["events"] // 2,
                                                       args.streams * warmup),
                                       alone=args.processes == 1))
-            report.update(_latency(daemon, bench, spec, steps, args.latency_s,
-                                   report["events_per_s_steady"] or report["events_per_s"]))
+            rate = args.latency_rate or LATENCY_LOAD_SHARE * (report["events_per_s_steady"]
+                                                              or report["events_per_s"])
+            report.update(_latency(daemon, bench, spec, steps, args.latency_s, rate))
         report["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         if bench.state.checkpoints:
             report.update(_restore(bench))
@@ -128,8 +129,9 @@ def _check_args(args: argparse.Namespace, settings: Settings) -> None:
     if not 1 <= args.metrics <= min(len(METRICS), settings.model.max_metrics):
         raise SettingsError(f"--metrics: the simulator has {len(METRICS)} metrics and "
                             f"DETECTOR_MODEL_MAX_METRICS={settings.model.max_metrics}")
-    if args.partitions < 1 or args.latency_s <= 0:
-        raise SettingsError("--partitions and --latency-s must be positive")
+    rate_ok = args.latency_rate is None or args.latency_rate > 0
+    if args.partitions < 1 or args.latency_s <= 0 or not rate_ok:
+        raise SettingsError("--partitions, --latency-s and --latency-rate must be positive")
     if not 1 <= args.processes <= args.partitions:
         raise SettingsError("--processes must be between 1 and --partitions (a member "
                             "without a partition has nothing to do)")
@@ -316,11 +318,10 @@ def _wait_committed(settings: Settings, ends: dict[int, int]) -> float:
 
 
 def _latency(daemon: _TimedDaemon, settings: Settings, spec: LoadSpec, steps: int,
-             duration_s: float, max_rate: float) -> dict:
+             duration_s: float, rate: float) -> dict:
     k, cfg = settings.kafka, settings
     probe = ProbeSpec(PROBE_STREAMS, cfg.alert.warmup_events + 2 * cfg.model.window,
                       max(int(duration_s * PROBE_STEPS_PER_S), 8), PROBE_STEPS_PER_S)
-    rate = LATENCY_LOAD_SHARE * max_rate
     events_before = daemon.telemetry.totals.events
     print(f"latency: {PROBE_STREAMS} probe streams with a spike each, beside the load at "
           f"{rate:.0f} events/s for {duration_s:.0f}s ...")

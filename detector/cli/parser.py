@@ -127,6 +127,9 @@ def _throughput_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--processes", type=int, default=1, help="daemon processes in the group "
                    "(the bench's own plus `detector run` processes; at most --partitions)")
     p.add_argument("--latency-s", type=float, default=30.0, help="seconds the probes run")
+    p.add_argument("--latency-rate", type=float, default=None, metavar="EVENTS_PER_S",
+                   help="the load beside the probes (default: half the steady rate); a fixed "
+                   "rate compares latency across versions at the same load")
     p.add_argument("--seed", type=int, default=7, help="seed of the traffic")
     p.add_argument("--json", type=Path, default=None, metavar="FILE",
                    help="also write the numbers to FILE as JSON")
