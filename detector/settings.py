@@ -272,6 +272,10 @@ class AlertSettings(_Section):
                                     "the way they usually move together (a Mahalanobis "
                                     "distance of their z-scores). Its state (max_metrics^2 x 4 "
                                     "bytes per stream) is kept either way.")
+    daily_evidence: bool = Field(False, description="Also score a metric's trend (15-min "
+                                 "minus 2-hour mean) leaving its usual trend at that hour of "
+                                 "day, trusted from its 3rd day seen (a daily pattern moved by "
+                                 "hours); 200 x max_metrics + 484 bytes per stream when on.")
     directions: dict[str, str | dict[str, str]] = Field(
         default_factory=dict, description="Which way streams and metrics may alert, as JSON: "
         "stream glob → \"up\", \"down\" or \"both\", or → {metric glob: direction}; "

@@ -45,7 +45,8 @@ def narrowest_lane(widths: tuple[int, ...], n_metrics: int) -> int:
 
 def shape_of(config: EngineConfig, width: int) -> ArenaShape:
     """The arena shape of a lane of `width` metrics under `config`."""
-    return ArenaShape(config.hidden_size, config.window, width, config.seasonal_buckets)
+    return ArenaShape(config.hidden_size, config.window, width, config.seasonal_buckets,
+                      config.daily_evidence)
 
 
 def reference_row_bytes(config: EngineConfig) -> int:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from detector.engine.calibration_tail import N_LEVEL_BINS
+from detector.engine.evidence import daily
 
 N_TIME_FEATURES = 4
 
@@ -24,13 +25,14 @@ class ArenaShape:
     window: int
     max_metrics: int
     seasonal_buckets: int = 0
+    daily: bool = False  # the daily evidence's fields (evidence/daily.py) exist only with it
 
 
 # name -> (trailing shape builder, dtype). One table so growth and codecs cannot miss a field.
 def _field_specs(shape: ArenaShape) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     h, k, d = shape.hidden, shape.window, shape.max_metrics
     f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
-    return {
+    specs = {
         "h": ((h,), f32), "c": ((h,), f32),            # carried LSTM state
         "h0": ((h,), f32), "c0": ((h,), f32),          # state at the start of the open chunk
         "hist": ((2 * k, d), f32),                     # last 2K normalised inputs, newest last
@@ -59,6 +61,18 @@ def _field_specs(shape: ArenaShape) -> dict[str, tuple[tuple[int, ...], np.dtype
         "chunk_pos": ((), np.dtype(np.int64)),
         "last_seq": ((), np.dtype(np.int64)),  # engine event number of the newest event
     }
+    # Only when on: off, the layout (and a checkpoint's fingerprint) stays the one before it.
+    if shape.daily:
+        hours = daily.BUCKETS
+        specs.update({
+            # Fast and slow means and their time; the trend by hour of the day (mean,
+            # variance, events, days seen, the last of them); the tail of its levels.
+            "trend_fast": ((d,), f32), "trend_slow": ((d,), f32), "trend_ts": ((1,), f64),
+            "daily_mean": ((hours, d), f32), "daily_var": ((hours, d), f32),
+            "daily_count": ((hours,), f32), "daily_days": ((hours,), f32),
+            "daily_last": ((hours,), f32), "daily_hist": ((N_LEVEL_BINS,), f32),
+        })
+    return specs
 
 
 def row_bytes(shape: ArenaShape) -> int:

@@ -3,9 +3,10 @@
 in. Wave by wave: a stream's next event is judged by statistics that include this one.
 
 The evidence: the forecast residual (calibrator.py), how far the values lie from the stream's
-running mean (evidence/level.py) and how far the metrics leave the way they move together
-(evidence/relation.py), each a level -log10 Q lowered to the stream's own tail of that
-evidence (calibration_tail.py); the event's score is that of its highest level. Residuals and
+running mean (evidence/level.py), how far the metrics leave the way they move together
+(evidence/relation.py) and, when on, how far their trend leaves its usual trend at that hour
+(evidence/daily.py), each a level -log10 Q lowered to the stream's own tail of that evidence
+(calibration_tail.py); the event's score is that of its highest level. Residuals and
 deviations count only in each metric's allowed direction (direction.py).
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from detector.engine import calibration_tail, calibrator, direction, normalizer
+from detector.engine.evidence import level as level_evidence
 from detector.engine.evidence import levels as evidence_levels
 from detector.engine.evidence import relation as relation_evidence
 from detector.engine.observe import Observed
@@ -62,12 +64,19 @@ def calibrate(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple
     # shown a few days (the range rule's warm-up): a young stream's first morning ramp
     # moves packets and bytes in a ratio it has not seen yet.
     textbook[2] = np.where(obs.age >= config.spatial_warmup_s, textbook[2], np.nan)
+    pieces = [squares, direction.signed(dev, dirs) ** 2, terms]
+    if config.daily_evidence:
+        trusted = valid & (obs.daily != 0)
+        day = np.where(trusted.any(axis=1) & (obs.age >= config.spatial_warmup_s),
+                       level_evidence.level(obs.daily, trusted, dirs), np.nan)
+        textbook = np.vstack([textbook, day[None]])
+        pieces.append(direction.signed(obs.daily, dirs) ** 2)
     levels = np.empty(textbook.shape)
     for lo, hi in bounds:
         levels[:, lo:hi] = evidence_levels.lowered(a, s_all[lo:hi], textbook[:, lo:hi],
                                                    tail_learn[lo:hi], halflife)
     scores = calibration_tail.score(levels.max(axis=0))
-    parts = explain(levels, [squares, direction.signed(dev, dirs) ** 2, terms], valid)
+    parts = explain(levels, pieces, valid)
     return scores, calibrator.shares(parts)
 
 

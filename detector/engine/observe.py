@@ -11,16 +11,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from detector.engine import normalizer
+from detector.engine.evidence import daily, seasonal
 from detector.engine.evidence import level as level_evidence
 from detector.engine.evidence import range as range_rule
-from detector.engine.evidence import seasonal
 from detector.engine.types import EngineConfig
 
 WINDOW_FIELDS = ("hist", "hist_valid", "hist_time", "hist_prior")
 # Arena fields behind range_rule.RangeState, in its order.
 RANGE_FIELDS = ("seen_min", "seen_max", "smooth", "smooth_min", "smooth_max")
 # Observed's fields with one row per event.
-OBSERVED_ROWS = ("z", "dev", "last", "mean", "unit", "seen", "age", "outside", "done")
+OBSERVED_ROWS = ("z", "dev", "daily", "last", "mean", "unit", "seen", "age", "outside", "done")
 ENCODER_FIELDS = ("hist", "hist_valid", "hist_time")  # the window the encoder reads
 
 
@@ -28,6 +28,7 @@ ENCODER_FIELDS = ("hist", "hist_valid", "hist_time")  # the window the encoder r
 class Observed:
     """What pass 1 hands on, one row per event: z (float32), the persistence prior `last`, the
     normaliser's mean and unit before the event, the unclipped deviation from that mean,
+    the daily trend's deviation from its hour's (evidence/daily.py; [rows, 0] when off),
     events seen before it, the seconds since its stream's first event, the range rule's
     verdict, whether the event completed its stream's window (`done`); the encoder's window
     inputs (ENCODER_FIELDS, [rows, K, ...]; bidirectional models only); the windows training
@@ -35,6 +36,7 @@ class Observed:
 
     z: np.ndarray
     dev: np.ndarray
+    daily: np.ndarray
     last: np.ndarray
     mean: np.ndarray
     unit: np.ndarray
@@ -63,6 +65,7 @@ def observe(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple[i
     cfg = config
     k, n, d = cfg.window, s_all.size, cfg.max_metrics
     obs = Observed(z=np.empty((n, d), np.float32), dev=np.empty((n, d)),
+                   daily=np.empty((n, d if cfg.daily_evidence else 0)),
                    last=np.empty((n, d), np.float32), mean=np.empty((n, d)), unit=np.empty((n, d)),
                    seen=np.empty(n, np.int64), age=np.empty(n), outside=np.zeros(n, bool),
                    done=np.empty(n, bool))
@@ -86,6 +89,9 @@ def observe(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple[i
         obs.z[lo:hi], obs.last[lo:hi], obs.mean[lo:hi], obs.unit[lo:hi] = (
             z, last_z, mean, unit)
         obs.dev[lo:hi] = level_evidence.deviation(yw, v, mean, unit, count)
+        if cfg.daily_evidence:
+            trend = daily.trend(a, s, ts[lo:hi], yw, v, count == 0)
+            obs.daily[lo:hi] = daily.deviation(a, s, ts[lo:hi], trend, v)
         seen = a["events_seen"][s]
         first_ts = np.where(seen == 0, ts[lo:hi], a["first_ts"][s])
         a["first_ts"][s] = first_ts

@@ -56,6 +56,7 @@ class EngineConfig:
     spatial_warmup_s: float = 259_200.0
     level_evidence: bool = True
     relation_evidence: bool = True
+    daily_evidence: bool = False
     directions: Mapping[str, str | Mapping[str, str]] = field(default_factory=dict)
     threshold: float = 0.7
     critical_threshold: float = 0.9
@@ -85,7 +86,8 @@ class EngineConfig:
             cooldown_events=a.cooldown_events, spatial_margin=a.spatial_margin,
             spatial_value_margin=a.spatial_value_margin, spatial_halflife=a.spatial_halflife,
             spatial_warmup_s=a.spatial_warmup_s, level_evidence=a.level_evidence,
-            relation_evidence=a.relation_evidence, directions=dict(a.directions),
+            relation_evidence=a.relation_evidence, daily_evidence=a.daily_evidence,
+            directions=dict(a.directions),
             threshold=a.threshold,
             critical_threshold=a.critical_threshold, threshold_overrides=dict(a.overrides),
             max_streams=s.max_streams, admission_burst=s.admission_burst,

@@ -46,6 +46,7 @@ class Variant:
     # steps fall in every 8th step from the 14th, which the order test keeps in order; a
     # crowded lane trains in every step, so the order test does not apply to it.
     order_free: bool = True
+    step_s: float = 300.0  # seconds between a stream's events
 
 
 VARIANTS = {
@@ -74,6 +75,10 @@ VARIANTS = {
                                                  initial_capacity=2, admission_burst=6,
                                                  admission_rate=0.05),
                              streams=12, catches_spikes=False, order_free=False),
+    # Hourly events: five days, so the daily evidence trusts its hours from the third and
+    # scores (the relation's warm-up shortened to match).
+    "daily": Variant(dataclasses.replace(BASE, daily_evidence=True,
+                                         spatial_warmup_s=2 * 86_400.0), step_s=3_600.0),
     "one_metric": Variant(dataclasses.replace(BASE, max_metrics=1), metrics=1),
     "sixteen_metrics": Variant(dataclasses.replace(BASE, max_metrics=16), metrics=12),
     # Streams of 1, 12 and 20 metrics: lanes of 8, 16 and 24 side by side.
@@ -94,7 +99,8 @@ def variant(request: pytest.FixtureRequest) -> Variant:
 
 
 def events_of(v: Variant, **kw: object) -> list[Event]:
-    return fleet(v.streams, STEPS, v.metrics, widths=v.widths, **kw)  # type: ignore[arg-type]
+    return fleet(v.streams, STEPS, v.metrics, widths=v.widths,  # type: ignore[arg-type]
+                 step_s=v.step_s, **kw)
 
 
 def run(config: EngineConfig, events: list[Event], sizes: list[int] | None = None,

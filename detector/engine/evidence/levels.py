@@ -1,8 +1,9 @@
 """One event's surprise levels, one per piece of evidence, before and after each stream's tail.
 
-The forecast residual, the level and the relation each give a level (-log10 of a textbook
-tail probability); each is then lowered to its stream's own experience (`calibration_tail`,
-one histogram per evidence: `HISTORIES`). The event's score is that of its highest level.
+The forecast residual, the level, the relation and (when on) the daily trend each give a level
+(-log10 of a textbook tail probability); each is then lowered to its stream's own experience
+(`calibration_tail`, one histogram per evidence: `HISTORIES`). The event's score is that of
+its highest level.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from detector.engine.direction import one_sided
 from detector.engine.evidence import level as level_evidence
 from detector.engine.evidence import relation as relation_evidence
 
-HISTORIES = ("surprise_hist", "level_hist", "relation_hist")  # arena fields, in level order
+# Arena fields, in level order; the daily evidence's only when it is on (evidence/daily.py).
+HISTORIES = ("surprise_hist", "level_hist", "relation_hist", "daily_hist")
 # Half-octave bins of creep each evidence's habits tolerate (calibration_tail.rarity): the
 # forecast's residual spread narrows as the model learns everything but a recurring step, so
 # that step's level climbs at every sighting (NAB's square wave, steps at 09:00 and 18:00:
@@ -24,7 +26,7 @@ HISTORIES = ("surprise_hist", "level_hist", "relation_hist")  # arena fields, in
 # bin, 166 with two). The level and the relation measure against the stream's running
 # spread, which the model's learning does not narrow; there a tolerance makes an incident
 # that recurs a habit sooner (SMD: 64.3 to 59.4 at the shipped threshold with one bin).
-CREEP = np.array([[2], [0], [0]])
+CREEP = np.array([[2], [0], [0], [0]])
 
 
 def textbook(worst: np.ndarray, dev: np.ndarray, valid: np.ndarray, direction: np.ndarray,
@@ -47,11 +49,13 @@ def textbook(worst: np.ndarray, dev: np.ndarray, valid: np.ndarray, direction: n
 
 def lowered(arrays: dict[str, np.ndarray], slots: np.ndarray, levels: np.ndarray,
             learn: np.ndarray, halflife: float) -> np.ndarray:
-    """[3, B] levels of one wave (one event per stream `slots`) lowered to each stream's own
-    tail of that evidence (NaN counts as 0); the tails then take the levels in where `learn`."""
-    tails = np.stack([arrays[name][slots] for name in HISTORIES])
-    out = calibration_tail.rarity(levels, tails, CREEP)
+    """[E, B] levels of one wave (one event per stream `slots`; the first E evidences)
+    lowered to each stream's own tail of that evidence (NaN counts as 0); the tails then take
+    the levels in where `learn`."""
+    names = HISTORIES[:levels.shape[0]]
+    tails = np.stack([arrays[name][slots] for name in names])
+    out = calibration_tail.rarity(levels, tails, CREEP[:len(names)])
     tails = calibration_tail.remember(tails, levels, learn, halflife)
-    for name, tail in zip(HISTORIES, tails, strict=True):
+    for name, tail in zip(names, tails, strict=True):
         arrays[name][slots] = tail
     return out

@@ -1,0 +1,66 @@
+"""Daily evidence: how far a stream's local trend lies from its usual trend at this hour of day.
+
+A daily pattern moved by hours (the evening decline that does not come) hides from the other
+evidence: the forecast follows the values step by step, and the values stay inside the range
+and near the running mean they always show. What moved is the shape of the day. Each metric's
+local trend, a 15-minute mean of its compressed values minus a 2-hour mean (time-based, so the
+sampling rate does not matter), is compared with the trend the stream usually shows at this
+hour: a mean and variance per hour of the day, an exact mean over the first days and then
+exponentially weighted over about a week of days. An hour of the day is trusted from the
+TRUSTED_DAYS-th day it is seen on (its first event that day excepted). The values are
+log-compressed, so a multiplicative change (a weekend at 80 % of the week) leaves the trend
+once the slow mean has caught up (a few hours), as a level shift does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detector.engine.features import SECONDS_PER_DAY
+from detector.engine.normalizer import resolution
+
+BUCKETS = 24              # hours of the day
+FAST_S = 900.0            # time constant of the fast mean (seconds)
+SLOW_S = 7_200.0          # and of the slow one
+TRUSTED_DAYS = 3          # an hour is trusted from the third day it is seen on
+SPAN_DAYS = 7.0           # the profile then weighs about this many days
+
+
+def trend(arrays: dict[str, np.ndarray], s: np.ndarray, ts: np.ndarray, y: np.ndarray,
+          valid: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Each metric's local trend [B, D] after this event (fast minus slow mean of the compressed
+    values `y`); the means take the event in. A metric's first value (`first`) starts both."""
+    fast, slow = arrays["trend_fast"][s], arrays["trend_slow"][s]
+    dt = np.maximum(ts - arrays["trend_ts"][s, 0], 0.0)[:, None]
+    fast = np.where(valid, np.where(first, y, fast + (1.0 - np.exp(-dt / FAST_S)) * (y - fast)),
+                    fast)
+    slow = np.where(valid, np.where(first, y, slow + (1.0 - np.exp(-dt / SLOW_S)) * (y - slow)),
+                    slow)
+    arrays["trend_fast"][s], arrays["trend_slow"][s], arrays["trend_ts"][s, 0] = fast, slow, ts
+    return fast - slow
+
+
+def deviation(arrays: dict[str, np.ndarray], s: np.ndarray, ts: np.ndarray, tr: np.ndarray,
+              valid: np.ndarray) -> np.ndarray:
+    """The trend's deviation [B, D] from the stream's usual trend at this hour, in that hour's
+    standard deviations (0 where the hour is not trusted yet or the metric is missing); the
+    profile then takes the trend in."""
+    b = np.minimum((np.mod(ts, SECONDS_PER_DAY) * (BUCKETS / SECONDS_PER_DAY)).astype(np.int64),
+                   BUCKETS - 1)
+    day = np.floor(ts / SECONDS_PER_DAY)
+    mean = arrays["daily_mean"][s, b].astype(np.float64)
+    var = arrays["daily_var"][s, b].astype(np.float64)
+    count, days = arrays["daily_count"][s, b], arrays["daily_days"][s, b]
+    trusted = (days >= TRUSTED_DAYS)[:, None] & valid
+    unit = np.sqrt(np.maximum(var, 0.0)) + resolution(mean)
+    out = np.where(trusted, (tr - mean) / unit, 0.0)
+    days = days + ((arrays["daily_last"][s, b] != day) | (count == 0))
+    count = count + 1.0
+    # An exact mean over the first SPAN_DAYS days, then each day weighs 1 / SPAN_DAYS.
+    rate = np.maximum(1.0 / count, days / (SPAN_DAYS * count))[:, None]
+    delta = tr - mean
+    arrays["daily_mean"][s, b] = np.where(valid, mean + rate * delta, mean)
+    arrays["daily_var"][s, b] = np.where(valid, (1.0 - rate) * (var + rate * delta * delta), var)
+    arrays["daily_count"][s, b], arrays["daily_days"][s, b] = count, days
+    arrays["daily_last"][s, b] = day
+    return out
