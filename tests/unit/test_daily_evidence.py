@@ -76,6 +76,19 @@ def test_an_evening_decline_three_hours_late_deviates(week) -> None:
     assert np.abs(usual[evening]).max() < 5.0
 
 
+def test_a_metric_without_a_daily_shape_is_never_judged_by_its_hours(week) -> None:
+    ts, _, _ = week
+    rng = np.random.default_rng(5)
+    level = 10.0 + np.cumsum(rng.normal(0.0, 0.01, ts.size)) + rng.normal(0.0, 0.05, ts.size)
+
+    dev = _run(level, ts)
+
+    # While only a few hours are trusted, a random walk's few days can pass for a shape: on
+    # the first trusted day, now and then; once the day is known, never.
+    assert np.count_nonzero(dev[2 * PER_DAY:3 * PER_DAY]) < PER_DAY // 4
+    assert np.all(dev[3 * PER_DAY:] == 0.0)
+
+
 def test_a_weekend_at_80_percent_is_no_new_shape(week) -> None:
     ts, _, base = week
     weekend = base.copy()
