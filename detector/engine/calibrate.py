@@ -68,8 +68,8 @@ def calibrate(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple
     if config.daily_evidence:
         # Bonferroni over every metric the event carries, judged by its hour or not: a host
         # whose few metrics with a daily shape stand alone is no less likely to show one odd.
-        trusted = (obs.daily != 0).any(axis=1) & (obs.age >= config.spatial_warmup_s)
-        day = np.where(trusted, level_evidence.level(obs.daily, valid, dirs), np.nan)
+        judged = (obs.daily != 0).any(axis=1) & (obs.age >= config.spatial_warmup_s)
+        day = np.where(judged, level_evidence.level(obs.daily, valid, dirs), np.nan)
         textbook = np.vstack([textbook, day[None]])
         pieces.append(direction.signed(obs.daily, dirs) ** 2)
     levels = np.empty(textbook.shape)
