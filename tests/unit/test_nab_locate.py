@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.bench.nab.locate import cache_dir, locate, mismatches, read_manifest
+from detector.bench.nab.locate import REPO, cache_dir, locate, mismatches, read_manifest
 
 FILES = {"data/cat/a.csv": b"timestamp,value\n2020-01-01 00:00:00,1\n",
          "labels/combined_windows.json": b"{}",
@@ -76,3 +76,10 @@ def test_manifest_pins_the_whole_corpus_and_its_licence() -> None:
     assert {"labels/combined_windows.json", "config/profiles.json", "LICENSE.txt"} <= set(manifest)
     assert all(len(digest) == 64 for digest in manifest.values())
     assert mismatches(Path("/nonexistent"), {"x": "0" * 64}) == ["x"]
+
+
+def test_beside_the_checkout_means_the_repository_root() -> None:
+    """The default `beside` is the folder holding the checkout, so ../shared/nab is found
+    (the package once moved a level deeper and the default pointed inside the checkout)."""
+    assert (REPO / "pyproject.toml").is_file()
+    assert (REPO / "detector" / "bench" / "nab" / "locate.py").is_file()

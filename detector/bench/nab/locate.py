@@ -25,7 +25,7 @@ from pathlib import Path
 NAB_COMMIT = "ea702d75cc2258d9d7dd35ca8e5e2539d71f3140"
 ARCHIVE_URL = f"https://github.com/numenta/NAB/archive/{NAB_COMMIT}.tar.gz"
 MANIFEST = Path(__file__).with_name("corpus.sha256")
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]     # the checkout: detector/bench/nab/locate.py
 DOWNLOAD_TIMEOUT_S = 120.0
 
 
