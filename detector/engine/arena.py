@@ -71,6 +71,7 @@ def _field_specs(shape: ArenaShape) -> dict[str, tuple[tuple[int, ...], np.dtype
             "daily_mean": ((hours, d), f32), "daily_var": ((hours, d), f32),
             "daily_count": ((hours,), f32), "daily_days": ((hours,), f32),
             "daily_last": ((hours,), f32), "daily_hist": ((N_LEVEL_BINS,), f32),
+            "daily_recent": ((d,), f32),  # recent mean square deviation per metric
         })
     return specs
 

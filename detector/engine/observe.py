@@ -90,8 +90,8 @@ def observe(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple[i
             z, last_z, mean, unit)
         obs.dev[lo:hi] = level_evidence.deviation(yw, v, mean, unit, count)
         if cfg.daily_evidence:
-            trend = daily.trend(a, s, ts[lo:hi], yw, v, count == 0)
-            obs.daily[lo:hi] = daily.deviation(a, s, ts[lo:hi], trend, v)
+            trend, dt = daily.trend(a, s, ts[lo:hi], yw, v, count == 0)
+            obs.daily[lo:hi] = daily.deviation(a, s, ts[lo:hi], trend, dt, v)
         seen = a["events_seen"][s]
         first_ts = np.where(seen == 0, ts[lo:hi], a["first_ts"][s])
         a["first_ts"][s] = first_ts
