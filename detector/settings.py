@@ -208,7 +208,7 @@ class ModelSettings(_Section):
     window: int = Field(8, ge=2, le=128, description="Events per window the decoder "
                         "reconstructs from the carried state (also the BPTT length).")
     max_metrics: int = Field(64, ge=1, le=64, description="Most metrics one stream may "
-                             "carry. Streams live in lanes of 8, 16, 32 and 64 metrics (up to "
+                             "carry. Streams live in lanes of 4, 8, 16, 32 and 64 metrics (up to "
                              "this), each with its own model: a narrow stream costs a "
                              "narrow row.")
     learning_rate: float = Field(3e-3, gt=0, le=1, description="Adam learning rate of the "
@@ -272,10 +272,10 @@ class AlertSettings(_Section):
                                     "the way they usually move together (a Mahalanobis "
                                     "distance of their z-scores). Its state (max_metrics^2 x 4 "
                                     "bytes per stream) is kept either way.")
-    daily_evidence: bool = Field(False, description="Also score a metric's trend (15-min "
+    daily_evidence: bool = Field(True, description="Also score a metric's trend (15-min "
                                  "minus 2-hour mean) leaving its usual trend at that hour of "
                                  "day, trusted from its 3rd day seen (a daily pattern moved by "
-                                 "hours); 200 x max_metrics + 484 bytes per stream when on.")
+                                 "hours); 204 x lane width + 484 bytes per stream.")
     directions: dict[str, str | dict[str, str]] = Field(
         default_factory=dict, description="Which way streams and metrics may alert, as JSON: "
         "stream glob → \"up\", \"down\" or \"both\", or → {metric glob: direction}; "

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from detector.engine.lane import Lane
 
 CUT = -1  # admission needs the batch stepped up to this event first (see the docstring)
-WIDTH_CLASSES = (8, 16, 32, 64)
-REFERENCE_WIDTH = 8  # DETECTOR_STATE_MAX_STREAMS counts rows of this many metrics
+WIDTH_CLASSES = (4, 8, 16, 32, 64)
+REFERENCE_WIDTH = 4  # DETECTOR_STATE_MAX_STREAMS counts rows of this many metrics
 
 
 def lane_widths(max_metrics: int) -> tuple[int, ...]:

@@ -2,8 +2,8 @@
 
 One Engine is one shard of streams (the daemon keeps one per Kafka partition, the replay one
 per file), so its results depend only on the order of its own events, never on how they were
-cut into batches. Its streams live in lanes (lane.py), one per width class of 8, 16, 32 and
-64 metrics up to DETECTOR_MODEL_MAX_METRICS: a stream's state is a row of its lane's
+cut into batches. Its streams live in lanes (lane.py), one per width class of 4, 8, 16, 32
+and 64 metrics up to DETECTOR_MODEL_MAX_METRICS: a stream's state is a row of its lane's
 arrays, so a 4-metric stream costs a 4-metric row even when 64-metric hosts share the shard,
 and each lane has its own model, as wide as its streams. `process`:
 

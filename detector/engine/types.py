@@ -56,7 +56,7 @@ class EngineConfig:
     spatial_warmup_s: float = 259_200.0
     level_evidence: bool = True
     relation_evidence: bool = True
-    daily_evidence: bool = False
+    daily_evidence: bool = True
     directions: Mapping[str, str | Mapping[str, str]] = field(default_factory=dict)
     threshold: float = 0.7
     critical_threshold: float = 0.9

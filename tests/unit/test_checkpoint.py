@@ -113,7 +113,7 @@ def test_a_partition_that_left_is_never_committed() -> None:
 def test_evicted_streams_are_tombstoned_unless_back() -> None:
     producer, consumer = Producer(), Consumer()
     w = work(2, 10)
-    w.engine.lanes[8].changes.evicted += ["gone", "s0"]  # s0 was evicted and came back
+    w.engine.lanes[4].changes.evicted += ["gone", "s0"]  # s0 was evicted and came back
     Checkpoint(producer, consumer, "changelog", True, 5.0).commit({TP0: w})
     tombstones = [key for _, key, tomb, _ in producer.sent if tomb]
     assert tombstones == [stream_key("gone")]

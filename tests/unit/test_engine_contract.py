@@ -81,12 +81,12 @@ VARIANTS = {
                                          spatial_warmup_s=2 * 86_400.0), step_s=3_600.0),
     "one_metric": Variant(dataclasses.replace(BASE, max_metrics=1), metrics=1),
     "sixteen_metrics": Variant(dataclasses.replace(BASE, max_metrics=16), metrics=12),
-    # Streams of 1, 12 and 20 metrics: lanes of 8, 16 and 24 side by side.
+    # Streams of 1, 12 and 20 metrics: lanes of 4, 16 and 24 side by side.
     "mixed_widths": Variant(dataclasses.replace(BASE, max_metrics=24), streams=6, metrics=20,
                             widths=(1, 12, 20)),
-    # The same in the room of 4 rows of 8 metrics: evictions across lanes all along (a
-    # 20-metric stream takes the room of three).
-    "mixed_widths_tight": Variant(dataclasses.replace(BASE, max_metrics=24, max_streams=4,
+    # The same in the room of 6 rows of 4 metrics: evictions across lanes all along (a
+    # 20-metric stream takes the room of more than four).
+    "mixed_widths_tight": Variant(dataclasses.replace(BASE, max_metrics=24, max_streams=6,
                                                       initial_capacity=2),
                                   streams=6, metrics=20, widths=(20, 1, 12),
                                   catches_spikes=False),

@@ -207,6 +207,6 @@ def test_a_daily_step_seen_every_day_stays_below_the_threshold_once_habitual(
     # keeps narrowing and the step's level creeps up into the next half-octave bins.
     assert max(office_week[4:]) < FAST.threshold, office_week
     # Without the forecast's tolerance for that creep the step scores 1 again on later days.
-    monkeypatch.setattr(evidence_levels, "CREEP", np.zeros((3, 1), dtype=np.int64))
+    monkeypatch.setattr(evidence_levels, "CREEP", np.zeros_like(evidence_levels.CREEP))
     strict = morning_scores(Engine(DAILY).process(office(9)).raw_score, 9)
     assert max(strict[4:]) == 1.0, strict

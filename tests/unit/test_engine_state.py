@@ -74,7 +74,7 @@ def test_a_full_arena_evicts_the_stream_seen_least_recently() -> None:
     # d took b's slot, starting from a clean row, and is dirty; b's old slot is not reused
     # by anything stale.
     slot = engine.slot_of("d")
-    assert slots[8].tolist() == [slot]
+    assert slots[4].tolist() == [slot]
     assert engine.arena_of("d").arrays["events_seen"][slot] == 1
     # b comes back as a new stream and evicts the next least recent (a).
     engine.process([one("b", 2)])
@@ -197,11 +197,11 @@ def test_a_wide_stream_takes_the_room_of_the_narrow_rows_its_state_would_hold() 
     engine = Engine(dataclasses.replace(FAST, max_streams=20, admission_burst=100))
     engine.process([one(f"n{i}", 0) for i in range(20)])        # 20 one-metric streams
     rows = engine.admission.row_bytes
-    budget = engine.admission.budget_bytes                      # 20 rows of 8 metrics
+    budget = engine.admission.budget_bytes                      # 20 rows of 4 metrics
     wide = Event("host", T0, {f"m{j}": float(j) for j in range(64)})
     result = engine.process([wide])
     # n0, n1, ... are evicted, least recent first, until the 64-metric row fits the budget.
-    room = (budget - rows[64]) // rows[8]
+    room = (budget - rows[64]) // rows[4]       # the one-metric streams live in the 4-lane
     assert result.rejected == [None] and result.evicted == 20 - room
     assert engine.take_changes()[1] == [f"n{i}" for i in range(20 - room)]
     assert engine.streams == room + 1 and engine.arena_of("host").shape.max_metrics == 64
