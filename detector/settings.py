@@ -256,8 +256,8 @@ class AlertSettings(_Section):
     spatial_value_margin: float = Field(0.2, ge=0.0, le=10.0, description="Range rule: a single "
                                         "value beyond the stream's own range so far by more "
                                         "than this fraction of that range scores 1 (a new "
-                                        "extreme, clear of the noise that sets records at busy "
-                                        "hours).")
+                                        "extreme); both margins are x (1 + 0.2 ln D) on a "
+                                        "stream of D metrics.")
     spatial_halflife: float = Field(16.0, ge=0.0, le=1_000_000, description="Half-life, in "
                                     "events, of the running mean the range rule checks; 0 = "
                                     "single values only.")

@@ -135,7 +135,8 @@ def _outside_range(cfg: EngineConfig, a: dict[str, np.ndarray], s: np.ndarray, x
     rule = range_rule.RangeRule(cfg.spatial_margin, cfg.spatial_value_margin,
                                 cfg.spatial_halflife, cfg.spatial_warmup_s)
     state = range_rule.RangeState(*(a[name][s] for name in RANGE_FIELDS))
-    broke, state = range_rule.observe(rule, state, x, valid, age, a["direction"][s])
+    broke, state = range_rule.observe(rule, state, x, valid, age, a["direction"][s],
+                                      a["metric_mask"][s].sum(axis=1))
     for name, value in zip(RANGE_FIELDS, state, strict=True):
         a[name][s] = value
     return broke
