@@ -90,3 +90,19 @@ def test_evidence_beyond_the_level_that_scores_1_does_not_drown_the_other_eviden
     shares = calibrator.shares(parts)[0]
     assert shares[0] + shares[1] > 0.3 and shares[2] < 0.7
     assert np.all(calibrate.explain(levels, [forecast, deviation, None], ~valid) == -1.0)
+
+
+def test_the_relation_terms_only_break_ties() -> None:
+    # The relation scores the event (level 3,000) through metric 3, a metric that hardly ever
+    # moves; the forecast and the level evidence, less sure, both name metric 0. The ranking
+    # follows them. Where nothing but the relation names a metric, its terms still rank.
+    levels = np.array([[2.0], [2.5], [3_000.0]])
+    forecast = np.array([[9.0, 1.0, 0.5, 0.1]])
+    deviation = np.array([[4.0, 1.0, 0.5, 0.2]])
+    terms = np.array([[1.0, 0.5, 0.1, 80.0]])
+    valid = np.ones((1, 4), dtype=bool)
+    parts = calibrate.explain(levels, [forecast, deviation, terms], valid)
+    assert list(np.argsort(-parts[0]))[:2] == [0, 1]
+    zero = np.zeros((1, 4))
+    alone = calibrate.explain(levels, [zero, zero, terms], valid)
+    assert list(np.argsort(-alone[0])) == [3, 0, 1, 2]
