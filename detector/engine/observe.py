@@ -99,7 +99,8 @@ def observe(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple[i
         if cfg.bidirectional:  # the window the encoder reads: the last K inputs seen
             windows.append([a[name][s, k:] for name in ENCODER_FIELDS])
         if spatial:
-            obs.outside[lo:hi] = _outside_range(cfg, a, s, x[lo:hi], v, obs.age[lo:hi])
+            obs.outside[lo:hi] = _outside_range(cfg, a, s, x[lo:hi], v, obs.age[lo:hi],
+                                                mask.sum(axis=1))
         if seasons:
             seasonal.learn_step(a, s, buckets[lo:hi], yw, v & (count > 0))
         nm, nv, nc = normalizer.update(yw, v, mean, var, count, cfg.normalizer_halflife)
@@ -129,14 +130,14 @@ def observe(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple[i
 
 
 def _outside_range(cfg: EngineConfig, a: dict[str, np.ndarray], s: np.ndarray, x: np.ndarray,
-                   valid: np.ndarray, age: np.ndarray) -> np.ndarray:
+                   valid: np.ndarray, age: np.ndarray, n_metrics: np.ndarray) -> np.ndarray:
     """Per event of the wave: the range rule (evidence/range.py) against the stream's ranges
-    so far, which then take the event in."""
+    so far, which then take the event in; `n_metrics`: each stream's number of metrics."""
     rule = range_rule.RangeRule(cfg.spatial_margin, cfg.spatial_value_margin,
                                 cfg.spatial_halflife, cfg.spatial_warmup_s)
     state = range_rule.RangeState(*(a[name][s] for name in RANGE_FIELDS))
     broke, state = range_rule.observe(rule, state, x, valid, age, a["direction"][s],
-                                      a["metric_mask"][s].sum(axis=1))
+                                      n_metrics)
     for name, value in zip(RANGE_FIELDS, state, strict=True):
         a[name][s] = value
     return broke
