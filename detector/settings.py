@@ -281,8 +281,8 @@ class AlertSettings(_Section):
         "stream glob → \"up\", \"down\" or \"both\", or → {metric glob: direction}; "
         "first match wins, unmatched = both, e.g. {\"web-*\": {\"errors\": \"up\"}}.")
     calibration_halflife: float = Field(2_000.0, gt=1, description="Half-life, in events, of "
-                                        "the per-stream error statistics the score is "
-                                        "calibrated against.")
+                                        "the per-stream statistics the score is calibrated "
+                                        "against (for its tails of surprises: a week if longer).")
 
     @model_validator(mode="after")
     def _check_thresholds(self) -> AlertSettings:

@@ -49,6 +49,8 @@ def _field_specs(shape: ArenaShape) -> dict[str, tuple[tuple[int, ...], np.dtype
         # Decayed counts of past surprise levels, per evidence (calibration_tail).
         "surprise_hist": ((N_LEVEL_BINS,), f32), "level_hist": ((N_LEVEL_BINS,), f32),
         "relation_hist": ((N_LEVEL_BINS,), f32),
+        "tail_age": ((), f64),                         # first_ts-relative time they last
+                                                       # took an event in (their decay)
         "relation": ((d, d), f32),                     # running second moment of z-scores
         "direction": ((d,), np.dtype(np.int8)),        # per metric: 0 both, 1 up, -1 down
         "first_ts": ((), f64),                         # time of the stream's first event

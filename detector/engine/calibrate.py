@@ -75,7 +75,8 @@ def calibrate(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple
     levels = np.empty(textbook.shape)
     for lo, hi in bounds:
         levels[:, lo:hi] = evidence_levels.lowered(a, s_all[lo:hi], textbook[:, lo:hi],
-                                                   tail_learn[lo:hi], halflife)
+                                                   tail_learn[lo:hi], halflife,
+                                                   obs.age[lo:hi])
     scores = calibration_tail.score(levels.max(axis=0))
     parts = explain(levels, pieces, valid)
     return scores, calibrator.shares(parts)

@@ -8,7 +8,14 @@ a daily step the model has not learnt recurs every day. So each stream keeps, pe
 decayed histogram of its own past levels, and once surprises at least as high as this one have
 been seen `HABIT_COUNT` times, the level is lowered to -log10 of how often they happened: the
 empirical tail of the stream's own surprises, with the textbook tail as its prior while the
-stream is young or the surprise is beyond anything it has seen.
+stream is young or the surprise is beyond anything it has seen. A habit dampens a surprise, it
+does not silence it: each tenfold by which the textbook level exceeds the habit's adds one
+level back (`rarity`), so a host whose recurring incidents are a thousand times beyond its
+textbook still alerts on each, while a routine bump the textbook rates a few times rarer than
+its habit stays quiet. A histogram forgets at the slower of a half per `halflife` events and a
+half per `HALFLIFE_S` seconds of the stream's time (`keep`): a week, whatever the sampling
+rate, so a stream sampled every minute remembers last week's routine as well as one sampled
+every five.
 
 The score is level / LEVEL_AT_ONE clipped to [0, 1]: score s means an event this unusual
 happens with probability 10^(-7 s) on that stream (0.7: about 1 in 80,000).
@@ -27,6 +34,7 @@ HABIT_COUNT = 4.0      # surprises at least this high seen this often are the st
                        # smallest worst loss against the best count on each corpus)
 YOUNG_WEIGHT = 0.7     # a stream without a tail of its own yet scores its textbook levels at
 TRUSTED_COUNT = 1_000.0  # this weight, rising to 1 as its tail's (decayed) count reaches this
+HALFLIFE_S = 7 * 86_400.0  # a tail forgets no faster than a half per week of its stream's time
 LEARN_AFTER = 256      # events before a stream's own surprises enter its histogram: the
                        # statistics behind the first ones are still settling
 # Lower bin edges: 0.25 apart up to level 4, then half octaves up to 2^17.
@@ -73,7 +81,10 @@ def rarity(level: np.ndarray, history: np.ndarray, creep: int | np.ndarray = 0
 
     `creep` (broadcast over level): above level 4, surprises up to that many half-octave bins
     lower count as sightings of this one, so a recurring surprise whose level creeps up
-    because the spread it is measured against narrows stays the habit it was."""
+    because the spread it is measured against narrows stays the habit it was.
+
+    A habit h is damped, not silenced: the level is h + log10(u / max(h, 1)) (never above u),
+    one level back per tenfold by which the textbook level u exceeds the habit's."""
     at_least = np.cumsum(history[..., ::-1], axis=-1, dtype=np.float64)[..., ::-1]
     u = np.fmax(level, 0.0)
     own = level_bin(u)
@@ -82,17 +93,30 @@ def rarity(level: np.ndarray, history: np.ndarray, creep: int | np.ndarray = 0
     seen = np.take_along_axis(at_least, counted_from[..., None], axis=-1)[..., 0]
     total = at_least[..., 0]
     habitual = -np.log10(np.maximum(seen, 1e-300) / np.maximum(total, 1.0))
+    damped = habitual + np.maximum(
+        np.log10(np.maximum(u, 1e-300) / np.maximum(habitual, 1.0)), 0.0)
     # The textbook tail is a prior: until the stream's own tail holds enough surprises to
     # correct it, its rare levels are taken with a discount (telemetry's tails are heavier).
     trust = YOUNG_WEIGHT + (1.0 - YOUNG_WEIGHT) * np.minimum(total / TRUSTED_COUNT, 1.0)
-    return np.where(seen >= HABIT_COUNT, np.minimum(u, habitual), u * trust)
+    return np.where(seen >= HABIT_COUNT, np.minimum(u, damped), u * trust)
 
 
-def remember(history: np.ndarray, level: np.ndarray, learn: np.ndarray, halflife: float
-             ) -> np.ndarray:
+def keep(halflife: float, dt: np.ndarray | None = None) -> np.ndarray | float:
+    """What one event's decay keeps of a tail: the slower of a half per `halflife` events and,
+    given the seconds `dt` [B] since the tail's last event, a half per HALFLIFE_S seconds."""
+    per_event = 0.5 ** (1.0 / halflife)
+    if dt is None:
+        return per_event
+    return np.maximum(per_event, 0.5 ** (np.maximum(dt, 0.0) / HALFLIFE_S))
+
+
+def remember(history: np.ndarray, level: np.ndarray, learn: np.ndarray, halflife: float,
+             dt: np.ndarray | None = None) -> np.ndarray:
     """History [..., B, N] with each learning row's level [..., B] counted (NaN: nothing to
-    count), older counts decayed with the half-life (in events); `learn` [B]."""
-    decay = 0.5 ** (1.0 / halflife)
+    count), older counts decayed by `keep` (half-life in events; with `dt` [B], the seconds
+    since each row's last counted event, no faster than a half per HALFLIFE_S); `learn` [B]."""
+    decay = np.asarray(keep(halflife, dt))
+    decay = decay[:, None] if decay.ndim else decay
     out = np.where(learn[:, None], history * decay, history)
     counted = np.nonzero(learn & ~np.isnan(level))
     out[(*counted, level_bin(level[counted]))] += 1.0

@@ -11,11 +11,13 @@ from detector.engine.calibration_tail import (
     EDGES,
     FIRST_OCTAVE_BIN,
     HABIT_COUNT,
+    HALFLIFE_S,
     LEVEL_AT_ONE,
     N_LEVEL_BINS,
     TRUSTED_COUNT,
     YOUNG_WEIGHT,
     chi2_level,
+    keep,
     level_bin,
     normal_level,
     rarity,
@@ -36,12 +38,20 @@ def normal(z: list[float], n_valid: int = 1, sides: int = 2) -> np.ndarray:
     return normal_level(square, np.full(square.size, n_valid), sides)
 
 
-def history_of(levels: list[float], halflife: float = math.inf) -> np.ndarray:
-    """One stream's histogram after learning `levels` in turn (no decay by default)."""
+def history_of(levels: list[float], halflife: float = math.inf,
+               step_s: float | None = None) -> np.ndarray:
+    """One stream's histogram after learning `levels` in turn, one every `step_s` seconds
+    (None: decay by events alone; no decay at all by default)."""
     history = np.zeros((1, N_LEVEL_BINS))
+    dt = None if step_s is None else np.array([step_s])
     for u in levels:
-        history = remember(history, np.array([u]), np.array([True]), halflife)
+        history = remember(history, np.array([u]), np.array([True]), halflife, dt)
     return history
+
+
+def damped(u: float, habit: float) -> float:
+    """The level of a surprise `u` whose habit is `habit` (calibration_tail.rarity)."""
+    return min(u, habit + max(math.log10(u / max(habit, 1.0)), 0.0))
 
 
 def test_normal_level_of_three_sigma_two_sided_is_the_textbook_tail() -> None:
@@ -126,15 +136,17 @@ def test_rarity_keeps_a_level_until_it_was_seen_habit_count_times() -> None:
     assert rarity(level, history_of(quiet))[0] == 5.0
     assert rarity(level, history_of(quiet + [5.0] * 3))[0] == 5.0
     lowered = rarity(level, history_of(quiet + [5.0] * 4))[0]
-    assert lowered == pytest.approx(-math.log10(4 / 2000))
+    assert lowered == pytest.approx(damped(5.0, -math.log10(4 / 2000)))
+    assert lowered < 3.0
     # A level above every surprise seen keeps its textbook value.
     assert rarity(np.array([9.0]), history_of(quiet + [5.0] * 4))[0] == 9.0
 
 
 def test_rarity_lowers_a_lesser_level_to_the_frequency_of_higher_surprises() -> None:
     history = history_of([0.1] * 990 + [6.0] * 10)
-    # 3.0 is beyond 99% of the stream's surprises: 10 in 1000 were higher.
-    assert rarity(np.array([3.0]), history)[0] == pytest.approx(2.0)
+    # 3.0 is beyond 99% of the stream's surprises: 10 in 1000 were higher. The textbook
+    # rates it 1.5 times the habit's level, not a tenfold: nothing comes back.
+    assert rarity(np.array([3.0]), history)[0] == pytest.approx(2.0 + math.log10(1.5))
     # A level the stream shows every other event is no surprise.
     common = history_of([0.1] * 500 + [1.0] * 500)
     assert rarity(np.array([1.0]), common)[0] == pytest.approx(-math.log10(0.5))
@@ -151,6 +163,46 @@ def test_rarity_never_raises_a_level_and_keeps_their_order() -> None:
         np.testing.assert_allclose(lowered[::4], YOUNG_WEIGHT * level[::4])
         higher = rarity(level + rng.uniform(0, 2, size=64), history)
         assert np.all(higher >= lowered)
+
+
+def test_a_habit_dampens_a_surprise_by_how_far_the_textbook_puts_it_beyond_the_habit() -> None:
+    # A host whose incidents recur: ten sightings of a surprise the textbook puts at level
+    # 2,000 (70 sigma on a flat metric) in a tail of 2,000. Lowered all the way to its
+    # frequency it would score 0.33 and never alert again; damped it still does.
+    incidents = history_of([0.1] * 1_990 + [2_000.0] * 10)
+    habit = -math.log10(10 / 2_000)
+    incident = rarity(np.array([2_000.0]), incidents)[0]
+    assert incident == pytest.approx(habit + math.log10(2_000.0 / habit))
+    assert score(np.array([incident]))[0] > 0.7
+    # A routine bump seen as often, which the textbook rates at level 6, stays quiet.
+    routine = rarity(np.array([6.0]), history_of([0.1] * 1_990 + [6.0] * 10))[0]
+    assert routine == pytest.approx(habit + math.log10(6.0 / habit))
+    assert score(np.array([routine]))[0] < 0.45
+    # One level back per tenfold of the textbook level.
+    tenfold = rarity(np.array([20_000.0]), history_of([0.1] * 1_990 + [20_000.0] * 10))[0]
+    assert tenfold - incident == pytest.approx(1.0)
+
+
+def test_a_tail_forgets_no_faster_than_a_half_per_week_of_its_streams_time() -> None:
+    assert HALFLIFE_S == 7 * 86_400.0
+    per_event = 0.5 ** (1 / 2_000)
+    assert keep(2_000.0) == per_event
+    # Sampled every minute, a week is 10,080 events: the week is the slower decay.
+    minute = keep(2_000.0, np.array([60.0]))[0]
+    assert minute == pytest.approx(0.5 ** (60 / HALFLIFE_S)) and minute > per_event
+    # Sampled every hour, 2,000 events are 83 days: the events are the slower decay.
+    assert keep(2_000.0, np.array([3_600.0]))[0] == per_event
+    # A clock that went back does not make a tail forget faster than its events.
+    assert keep(2_000.0, np.array([-60.0]))[0] == 1.0
+    # A habit seen a day ago on a stream of one event a minute: 1,440 events later, at a
+    # half per 2,000 events it would have faded to 0.6 of itself, by a week to 0.9.
+    habit = [5.0] * 5
+    day_later = history_of(habit + [0.1] * 1_440, 2_000.0, step_s=60.0)
+    high = day_later[0, level_bin(np.array([5.0]))[0]]
+    assert high == pytest.approx(5 * 0.5 ** (1 / 7), rel=1e-3)
+    by_events = history_of(habit + [0.1] * 1_440, 2_000.0)
+    assert by_events[0, level_bin(np.array([5.0]))[0]] == pytest.approx(
+        5 * 0.5 ** (1_440 / 2_000), rel=1e-3)
 
 
 def test_a_young_stream_takes_textbook_levels_at_a_discount_until_its_tail_is_trusted() -> None:
@@ -219,7 +271,7 @@ def test_with_creep_a_surprise_half_an_octave_above_a_habit_is_that_habit() -> N
     habit = history_of([0.1] * 1_996 + [9.0] * 4)   # bin [8, 11.3), seen 4 times
     crept = np.array([12.0])                          # the next bin, [11.3, 16)
     assert rarity(crept, habit)[0] == 12.0
-    assert rarity(crept, habit, creep=1)[0] == pytest.approx(-math.log10(4 / 2000))
+    assert rarity(crept, habit, creep=1)[0] == pytest.approx(damped(12.0, -math.log10(4 / 2000)))
     # Only one bin: two bins up (16 and more) is beyond the habit.
     assert rarity(np.array([17.0]), habit, creep=1)[0] == 17.0
     # Per row: creep may differ by evidence.

@@ -193,8 +193,9 @@ def test_a_recurring_daily_step_scores_lower_once_it_is_the_streams_habit(
     first, *later = office_week
     assert first == 1.0
     # The tail learns from event 256 (day 1) on; a few sightings later the step is habit (the
-    # fifth or sixth morning, depending on the weights' initialisation).
-    assert min(later[3:5]) < 0.5, office_week
+    # fifth or sixth morning, depending on the weights' initialisation), damped to its
+    # frequency plus a level per tenfold the textbook puts it beyond (about 0.52).
+    assert min(later[3:5]) < 0.6, office_week
     # It is the tail that lowers it, not a forecast that learnt the step.
     monkeypatch.setattr(calibration_tail, "HABIT_COUNT", math.inf)
     to_day_4 = office(5)[:4 * PER_DAY_5MIN + 111]

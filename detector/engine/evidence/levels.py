@@ -48,14 +48,17 @@ def textbook(worst: np.ndarray, dev: np.ndarray, valid: np.ndarray, direction: n
 
 
 def lowered(arrays: dict[str, np.ndarray], slots: np.ndarray, levels: np.ndarray,
-            learn: np.ndarray, halflife: float) -> np.ndarray:
+            learn: np.ndarray, halflife: float, age: np.ndarray) -> np.ndarray:
     """[E, B] levels of one wave (one event per stream `slots`; the first E evidences)
     lowered to each stream's own tail of that evidence (NaN counts as 0); the tails then take
-    the levels in where `learn`."""
+    the levels in where `learn`, decayed by the events and by the stream's time since they
+    last did (`age`: seconds since each stream's first event; arena field `tail_age`)."""
     names = HISTORIES[:levels.shape[0]]
     tails = np.stack([arrays[name][slots] for name in names])
     out = calibration_tail.rarity(levels, tails, CREEP[:len(names)])
-    tails = calibration_tail.remember(tails, levels, learn, halflife)
+    since = age - arrays["tail_age"][slots]
+    tails = calibration_tail.remember(tails, levels, learn, halflife, since)
+    arrays["tail_age"][slots] = np.where(learn, age, arrays["tail_age"][slots])
     for name, tail in zip(names, tails, strict=True):
         arrays[name][slots] = tail
     return out
