@@ -115,8 +115,9 @@ def remember(history: np.ndarray, level: np.ndarray, learn: np.ndarray, halflife
     """History [..., B, N] with each learning row's level [..., B] counted (NaN: nothing to
     count), older counts decayed by `keep` (half-life in events; with `dt` [B], the seconds
     since each row's last counted event, no faster than a half per HALFLIFE_S); `learn` [B]."""
-    decay = np.asarray(keep(halflife, dt))
-    decay = decay[:, None] if decay.ndim else decay
+    decay = keep(halflife, dt)
+    if dt is not None:  # in the histogram's own precision: a float64 factor would upcast it
+        decay = decay.astype(history.dtype)[:, None]
     out = np.where(learn[:, None], history * decay, history)
     counted = np.nonzero(learn & ~np.isnan(level))
     out[(*counted, level_bin(level[counted]))] += 1.0

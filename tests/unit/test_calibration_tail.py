@@ -285,3 +285,14 @@ def test_creep_never_reaches_below_level_4() -> None:
     habit = history_of([0.1] * 1_990 + [3.9] * 10)
     assert rarity(np.array([4.1]), habit, creep=1)[0] == 4.1
     assert rarity(np.array([3.95]), habit, creep=1)[0] < 3.0
+
+
+def test_remember_keeps_the_histograms_precision_with_time_decay() -> None:
+    # The arena's tails are float32: a float64 decay factor would upcast every wave's
+    # histograms (four per stream) and cost the engine a tenth of its speed.
+    history = np.ones((4, 3, N_LEVEL_BINS), dtype=np.float32)
+    level = np.full((4, 3), 5.0)
+    out = remember(history, level, np.ones(3, bool), 2_000.0, np.array([60.0, 300.0, 3600.0]))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out[0, :, 0], [0.5 ** (60 / HALFLIFE_S), 0.5 ** (300 / HALFLIFE_S),
+                                              0.5 ** (1 / 2_000)], rtol=1e-6)
