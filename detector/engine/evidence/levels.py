@@ -56,9 +56,9 @@ def lowered(arrays: dict[str, np.ndarray], slots: np.ndarray, levels: np.ndarray
     names = HISTORIES[:levels.shape[0]]
     tails = np.stack([arrays[name][slots] for name in names])
     out = calibration_tail.rarity(levels, tails, CREEP[:len(names)])
-    since = age - arrays["tail_age"][slots]
-    tails = calibration_tail.remember(tails, levels, learn, halflife, since)
-    arrays["tail_age"][slots] = np.where(learn, age, arrays["tail_age"][slots])
+    last = arrays["tail_age"][slots]
+    tails = calibration_tail.remember(tails, levels, learn, halflife, age - last)
+    arrays["tail_age"][slots] = np.where(learn, age, last)
     for name, tail in zip(names, tails, strict=True):
         arrays[name][slots] = tail
     return out
