@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from detector.engine import daily_habit
 from detector.engine.calibration_tail import N_LEVEL_BINS
 from detector.engine.evidence import daily
 
@@ -51,6 +52,10 @@ def _field_specs(shape: ArenaShape) -> dict[str, tuple[tuple[int, ...], np.dtype
         "relation_hist": ((N_LEVEL_BINS,), f32),
         "tail_age": ((), f64),                         # first_ts-relative time they last
                                                        # took an event in (their decay)
+        # The last two days with a surprise in each hour of the day, and each evidence's
+        # highest bin on them (daily_habit).
+        "recur_day": ((daily_habit.HOURS, 2), np.dtype(np.uint16)),
+        "recur_bin": ((daily_habit.HOURS, 2, daily_habit.EVIDENCES), np.dtype(np.uint8)),
         "relation": ((d, d), f32),                     # running second moment of z-scores
         "direction": ((d,), np.dtype(np.int8)),        # per metric: 0 both, 1 up, -1 down
         "first_ts": ((), f64),                         # time of the stream's first event

@@ -6,7 +6,8 @@ The evidence: the forecast residual (calibrator.py), how far the values lie from
 running mean (evidence/level.py), how far the metrics leave the way they move together
 (evidence/relation.py) and, when on, how far their trend leaves its usual trend at that hour
 (evidence/daily.py), each a level -log10 Q lowered to the stream's own tail of that evidence
-(calibration_tail.py); the event's score is that of its highest level. Residuals and
+(calibration_tail.py), a surprise that came at the same hour yesterday damped as a daily
+habit (daily_habit.py); the event's score is that of its highest level. Residuals and
 deviations count only in each metric's allowed direction (direction.py).
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from detector.engine import calibration_tail, calibrator, direction, normalizer
+from detector.engine import calibration_tail, calibrator, daily_habit, direction, normalizer
 from detector.engine.evidence import level as level_evidence
 from detector.engine.evidence import levels as evidence_levels
 from detector.engine.evidence import relation as relation_evidence
@@ -73,10 +74,12 @@ def calibrate(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple
         textbook = np.vstack([textbook, day[None]])
         pieces.append(direction.signed(obs.daily, dirs) ** 2)
     levels = np.empty(textbook.shape)
+    ts = a["first_ts"][s_all] + obs.age
     for lo, hi in bounds:
-        levels[:, lo:hi] = evidence_levels.lowered(a, s_all[lo:hi], textbook[:, lo:hi],
-                                                   tail_learn[lo:hi], halflife,
-                                                   obs.age[lo:hi])
+        s, tb, tl = s_all[lo:hi], textbook[:, lo:hi], tail_learn[lo:hi]
+        own = evidence_levels.lowered(a, s, tb, tl, halflife, obs.age[lo:hi])
+        levels[:, lo:hi] = daily_habit.damp(a, s, tb, own, tl, ts[lo:hi], obs.seen[lo:hi],
+                                            obs.age[lo:hi])
     scores = calibration_tail.score(levels.max(axis=0))
     parts = explain(levels, pieces, valid)
     return scores, calibrator.shares(parts)

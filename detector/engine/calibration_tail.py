@@ -93,12 +93,18 @@ def rarity(level: np.ndarray, history: np.ndarray, creep: int | np.ndarray = 0
     seen = np.take_along_axis(at_least, counted_from[..., None], axis=-1)[..., 0]
     total = at_least[..., 0]
     habitual = -np.log10(np.maximum(seen, 1e-300) / np.maximum(total, 1.0))
-    damped = habitual + np.maximum(
-        np.log10(np.maximum(u, 1e-300) / np.maximum(habitual, 1.0)), 0.0)
     # The textbook tail is a prior: until the stream's own tail holds enough surprises to
     # correct it, its rare levels are taken with a discount (telemetry's tails are heavier).
     trust = YOUNG_WEIGHT + (1.0 - YOUNG_WEIGHT) * np.minimum(total / TRUSTED_COUNT, 1.0)
-    return np.where(seen >= HABIT_COUNT, np.minimum(u, damped), u * trust)
+    return np.where(seen >= HABIT_COUNT, damped(habitual, u), u * trust)
+
+
+def damped(habit: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """The level `level` of a surprise that is a habit of level `habit`: habit + log10(level /
+    max(habit, 1)), never above the level itself; one level back per tenfold beyond the habit."""
+    u = np.fmax(level, 0.0)
+    back = np.maximum(np.log10(np.maximum(u, 1e-300) / np.maximum(habit, 1.0)), 0.0)
+    return np.minimum(u, habit + back)
 
 
 def keep(halflife: float, dt: np.ndarray | None = None) -> np.ndarray | float:

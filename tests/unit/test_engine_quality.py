@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from detector.engine import Engine, EngineConfig, Event, calibration_tail
+from detector.engine import Engine, EngineConfig, Event, calibration_tail, daily_habit
 from detector.engine.evidence import levels as evidence_levels
 from tests.unit.factories import T0, traffic
 
@@ -196,10 +196,24 @@ def test_a_recurring_daily_step_scores_lower_once_it_is_the_streams_habit(
     # fifth or sixth morning, depending on the weights' initialisation), damped to its
     # frequency plus a level per tenfold the textbook puts it beyond (about 0.52).
     assert min(later[3:5]) < 0.6, office_week
-    # It is the tail that lowers it, not a forecast that learnt the step.
+    # It is the tails and the daily habits that lower it, not a forecast that learnt the step.
     monkeypatch.setattr(calibration_tail, "HABIT_COUNT", math.inf)
+    monkeypatch.setattr(daily_habit, "MIN_LEVEL", math.inf)
     to_day_4 = office(5)[:4 * PER_DAY_5MIN + 111]
     assert morning_scores(Engine(DAILY).process(to_day_4).raw_score, 5) == [1.0] * 5
+
+
+def test_a_step_back_at_the_same_hour_is_a_daily_habit_before_the_tail_makes_it_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The tails learn from event 256 on: the second morning (event 396) is the first they
+    # see, and the next day's step comes back within the same hour, an octave of it.
+    to_day_3 = office(4)[:3 * PER_DAY_5MIN + 111]
+    mornings = morning_scores(Engine(DAILY).process(to_day_3).raw_score, 4)
+    assert mornings[:2] == [1.0, 1.0] and max(mornings[2:]) < 0.6, mornings
+    # Without the daily habit the tail alone needs its four sightings: two more mornings.
+    monkeypatch.setattr(daily_habit, "MIN_LEVEL", math.inf)
+    strict = morning_scores(Engine(DAILY).process(to_day_3).raw_score, 4)
+    assert strict == [1.0] * 4, strict
 
 
 def test_a_daily_step_seen_every_day_stays_below_the_threshold_once_habitual(
@@ -207,7 +221,9 @@ def test_a_daily_step_seen_every_day_stays_below_the_threshold_once_habitual(
     # Habit from the fifth morning on, and it stays one, though the model's residual spread
     # keeps narrowing and the step's level creeps up into the next half-octave bins.
     assert max(office_week[4:]) < FAST.threshold, office_week
-    # Without the forecast's tolerance for that creep the step scores 1 again on later days.
+    # Without the forecast's tolerance for that creep the step scores 1 again on later days
+    # (the daily habits, which tolerate an octave of it themselves, off).
     monkeypatch.setattr(evidence_levels, "CREEP", np.zeros_like(evidence_levels.CREEP))
+    monkeypatch.setattr(daily_habit, "MIN_LEVEL", math.inf)
     strict = morning_scores(Engine(DAILY).process(office(9)).raw_score, 9)
     assert max(strict[4:]) == 1.0, strict
