@@ -44,6 +44,18 @@ def wait_for(log: Path, event: str, proc, *, after: int = 0, timeout_s: float = 
     raise AssertionError(f"no {event} in {log.name} within {timeout_s}s")
 
 
+def wait_for_all_partitions(log: Path, proc, *, after: int, timeout_s: float) -> None:
+    """Until one of the member's assignments after the first `after` holds all 4 partitions."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        lines = wait_for(log, "partitions_assigned", proc, after=after,
+                         timeout_s=max(deadline - time.monotonic(), 0.1))
+        if any(len(line["partitions"]) == 4 for line in lines[after:]):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{log.name}: no assignment of all 4 partitions within {timeout_s}s")
+
+
 def ownership(log: Path, end: float) -> dict[str, list[tuple[float, float]]]:
     """Per partition, the [assigned, revoked) time spans of one member, from its log."""
     spans: dict[str, list[tuple[float, float]]] = {}
@@ -91,9 +103,14 @@ def test_members_joining_and_leaving_lose_and_change_nothing(bootstrap_servers: 
         wait_committed(bootstrap_servers, group, 150 * 100, timeout_s=60, proc=c)
         feed(STEPS - 150)
         time.sleep(0.3)
+        before = len(wait_for(logs["A"], "partitions_assigned", a))
         c.send_signal(signal.SIGKILL)
         c.wait()
         c_end = time.time()
+        # A takes C's partitions back once C's session times out. C may have committed the
+        # whole feed before it died; waiting for the commits alone could then stop A before
+        # it ever restored them.
+        wait_for_all_partitions(logs["A"], a, after=before, timeout_s=120)
 
         wait_committed(bootstrap_servers, group, scenario.total, timeout_s=120, proc=a)
     finally:
