@@ -74,12 +74,10 @@ def calibrate(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple
         textbook = np.vstack([textbook, day[None]])
         pieces.append(direction.signed(obs.daily, dirs) ** 2)
     levels = np.empty(textbook.shape)
-    ts = a["first_ts"][s_all] + obs.age
     for lo, hi in bounds:
-        s, tb, tl = s_all[lo:hi], textbook[:, lo:hi], tail_learn[lo:hi]
-        own = evidence_levels.lowered(a, s, tb, tl, halflife, obs.age[lo:hi])
-        levels[:, lo:hi] = daily_habit.damp(a, s, tb, own, tl, ts[lo:hi], obs.seen[lo:hi],
-                                            obs.age[lo:hi])
+        s, tb, tl, age = s_all[lo:hi], textbook[:, lo:hi], tail_learn[lo:hi], obs.age[lo:hi]
+        own = evidence_levels.lowered(a, s, tb, tl, halflife, age)
+        levels[:, lo:hi] = daily_habit.damp(a, s, tb, own, tl, obs.seen[lo:hi], age)
     scores = calibration_tail.score(levels.max(axis=0))
     parts = explain(levels, pieces, valid)
     return scores, calibrator.shares(parts)

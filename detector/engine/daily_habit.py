@@ -8,11 +8,11 @@ of the last two days that had one in that hour. A surprise (textbook level >= MI
 daily habit when one at most CREEP_BINS half-octave bins lower came in the same hour yesterday
 or the day before: it is then damped as a habit of once a day, h = log10(the stream's events
 per day), the way `calibration_tail.damped` damps any habit. The routine stops alerting on its
-second day; an incident thousands of times beyond its textbook still alerts (a five-minute
+second day; an incident hundreds of times beyond its habit still alerts (a five-minute
 stream's habit is 2.5, and a level of 700 still scores 0.7).
 
-Measured (README, Detection quality): NAB 65.5 -> 67.6 at the shipped threshold, false alerts
-188 -> 143, the same 93 windows caught; SMD and the traffic corpus raise the same alerts.
+Measured (README, Detection quality): NAB 65.5 -> 67.4 at the shipped threshold, false alerts
+188 -> 147, the same 93 windows caught; SMD and the traffic corpus raise the same alerts.
 
 Arena fields: `recur_day` [HOURS, 2] (the day numbers, newest first, of the last two days with
 a surprise in each hour; uint16, so they wrap after 179 years) and `recur_bin` [HOURS, 2,
@@ -25,46 +25,50 @@ from __future__ import annotations
 import numpy as np
 
 from detector.engine.calibration_tail import damped, level_bin
+from detector.engine.evidence.seasonal import bucket
+from detector.engine.features import SECONDS_PER_DAY
 
 EVIDENCES = 2          # the forecast and the level, the first two of evidence/levels.HISTORIES
 HOURS = 24             # the hours of a day: a routine's slot
 MIN_LEVEL = 4.0        # a surprise: the textbook level that enters and is judged (1 in 10,000)
 CREEP_BINS = 2         # an octave lower counts as the same surprise (as levels.CREEP)
 DAYS_BACK = 2          # yesterday or the day before: one day without it does not end a routine
-SECONDS_PER_DAY = 86_400.0
 _DAY_WRAP = 1 << 16
 
 
 def damp(arrays: dict[str, np.ndarray], slots: np.ndarray, textbook: np.ndarray,
-         lowered: np.ndarray, learn: np.ndarray, ts: np.ndarray, seen: np.ndarray,
-         age: np.ndarray) -> np.ndarray:
+         lowered: np.ndarray, learn: np.ndarray, seen: np.ndarray, age: np.ndarray
+         ) -> np.ndarray:
     """[E, B] levels of one wave (one event per stream `slots`) with each daily habit of the
     first EVIDENCES damped; `textbook` [E, B] are the levels before the tails lowered them to
-    `lowered`, `ts` the events' times, `seen` and `age` each stream's events and seconds so far.
-    The streams where `learn` then remember the wave's surprises in their hour."""
+    `lowered`, `seen` and `age` each stream's events and seconds so far (the event's time is
+    its stream's `first_ts` plus its age). The streams where `learn` then remember the wave's
+    surprises in their hour."""
     u = np.nan_to_num(textbook[:EVIDENCES], nan=0.0)
     surprise = u >= MIN_LEVEL
     rows = np.flatnonzero(surprise.any(axis=0))
     if rows.size == 0:  # the common case: nothing to judge, nothing to remember
         return lowered
     s, u, surprise = slots[rows], u[:, rows].T, surprise[:, rows].T   # [R], [R, E'], [R, E']
-    day = np.floor(ts[rows] / SECONDS_PER_DAY).astype(np.int64)
-    hour = np.minimum((np.mod(ts[rows], SECONDS_PER_DAY) * (HOURS / SECONDS_PER_DAY))
-                      .astype(np.int64), HOURS - 1)
+    ts = arrays["first_ts"][s] + age[rows]
+    day = np.floor(ts / SECONDS_PER_DAY).astype(np.int64)
+    hour = bucket(ts, HOURS)
     days = arrays["recur_day"][s, hour].astype(np.int64)     # [R, 2]
     bins = arrays["recur_bin"][s, hour].astype(np.int64)     # [R, 2, E']
     ago = np.mod(day[:, None] - days, _DAY_WRAP)
     recent = (ago >= 1) & (ago <= DAYS_BACK)
     b = level_bin(u)
     hit = surprise & ((bins >= (b - CREEP_BINS)[:, None, :]) & recent[:, :, None]).any(axis=1)
-    out = lowered.copy()
+    out = lowered
     if hit.any():
+        out = lowered.copy()
         per_day = SECONDS_PER_DAY * seen[rows] / np.maximum(age[rows], 1.0)
         habit = np.log10(np.maximum(per_day, 10.0))[:, None]
         mine = out[:EVIDENCES, rows].T
         out[:EVIDENCES, rows] = np.where(hit, np.minimum(mine, damped(habit, u)), mine).T
-    _remember(arrays, s[learn[rows]], hour[learn[rows]], day[learn[rows]],
-              days[learn[rows]], bins[learn[rows]], np.where(surprise, b, 0)[learn[rows]])
+    keep = learn[rows]
+    _remember(arrays, s[keep], hour[keep], day[keep], days[keep], bins[keep],
+              np.where(surprise, b, 0)[keep])
     return out
 
 

@@ -23,6 +23,7 @@ class Stream:
             "recur_day": np.zeros((streams, daily_habit.HOURS, 2), np.uint16),
             "recur_bin": np.zeros((streams, daily_habit.HOURS, 2, daily_habit.EVIDENCES),
                                   np.uint8),
+            "first_ts": np.full(streams, T0 - 10 * DAY),
         }
 
     def step(self, ts: float, forecast: float, level: float = 0.0, *, learn: bool = True,
@@ -31,10 +32,10 @@ class Stream:
         `lowered`, by default at their textbook levels)."""
         textbook = np.array([[forecast], [level], [np.nan], [np.nan]])
         own = textbook.copy() if lowered is None else np.full_like(textbook, lowered)
-        age = ts - (T0 - 10 * DAY)
+        age = ts - self.arrays["first_ts"][0]
         seen = np.array([age / DAY * PER_DAY])
         return daily_habit.damp(self.arrays, np.array([0]), textbook, own, np.array([learn]),
-                                np.array([ts]), seen, np.array([age]))[:2, 0]
+                                seen, np.array([age]))[:2, 0]
 
 
 def test_a_surprise_back_at_the_same_hour_next_day_is_damped_to_a_habit_of_once_a_day() -> None:

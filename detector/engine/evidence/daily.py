@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from detector.engine.evidence.seasonal import bucket
 from detector.engine.features import SECONDS_PER_DAY
 from detector.engine.normalizer import resolution
 
@@ -86,8 +87,7 @@ def deviation(arrays: dict[str, np.ndarray], s: np.ndarray, ts: np.ndarray, tr: 
     """The trend's deviation [B, D] from the stream's usual trend at this hour, in that hour's
     standard deviations widened by the metric's recent ones (0 where the hour is not trusted
     yet, the metric has no daily shape or is missing); the profile then takes the trend in."""
-    b = np.minimum((np.mod(ts, SECONDS_PER_DAY) * (BUCKETS / SECONDS_PER_DAY)).astype(np.int64),
-                   BUCKETS - 1)
+    b = bucket(ts, BUCKETS)
     day = np.floor(ts / SECONDS_PER_DAY)
     mean = arrays["daily_mean"][s, b].astype(np.float64)
     var = arrays["daily_var"][s, b].astype(np.float64)
