@@ -58,14 +58,15 @@ def _field_specs(shape: ArenaShape) -> dict[str, tuple[tuple[int, ...], np.dtype
         "recur_bin": ((daily_habit.HOURS, 2, daily_habit.EVIDENCES), np.dtype(np.uint8)),
         "relation": ((d, d), f32),                     # running second moment of z-scores
         "direction": ((d,), np.dtype(np.int8)),        # per metric: 0 both, 1 up, -1 down
+        "ranking_memory": ((d,), f32),                 # recent evidence per metric (ranking)
         "first_ts": ((), f64),                         # time of the stream's first event
         "threshold": ((), f64),
         # Mean step (newest minus previous compressed value) by time of day, and its count.
         "season": ((max(shape.seasonal_buckets, 1), d), f32),
         "season_n": ((max(shape.seasonal_buckets, 1),), f32),
-        "peak": ((), f64), "peak_age": ((), np.dtype(np.int64)),  # refractory state
+        "peak": ((), f64), "peak_age": ((), np.dtype(np.int32)),  # refractory state
         "events_seen": ((), np.dtype(np.int64)),
-        "chunk_pos": ((), np.dtype(np.int64)),
+        "chunk_pos": ((), np.dtype(np.int32)),  # below the window
         "last_seq": ((), np.dtype(np.int64)),  # engine event number of the newest event
     }
     # Only when on: off, the layout (and a checkpoint's fingerprint) stays the one before it.

@@ -15,7 +15,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from detector.engine import calibration_tail, calibrator, daily_habit, direction, normalizer
+from detector.engine import (
+    calibration_tail,
+    calibrator,
+    daily_habit,
+    direction,
+    normalizer,
+    ranking,
+)
 from detector.engine.evidence import level as level_evidence
 from detector.engine.evidence import levels as evidence_levels
 from detector.engine.evidence import relation as relation_evidence
@@ -27,8 +34,8 @@ def calibrate(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple
               s_all: np.ndarray, obs: Observed, residual: np.ndarray, valid: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
     """The calibrated score of every event of the waves `bounds` (before any alert rule), and
-    each metric's share of the evidence that gave the event its score (`explain`: which metric
-    made it unusual; NaN for metrics the event lacks).
+    each metric's share of the evidence of its stream's recent unusual events (ranking.py:
+    which metrics made it unusual; NaN for metrics the event lacks).
 
     Two walks over the waves, each carrying only its own per-stream state: the first the
     residual spreads and the relation's moment (they give the textbook levels), the second
@@ -79,39 +86,6 @@ def calibrate(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple
         own = evidence_levels.lowered(a, s, tb, tl, halflife, age)
         levels[:, lo:hi] = daily_habit.damp(a, s, tb, own, tl, obs.seen[lo:hi], age)
     scores = calibration_tail.score(levels.max(axis=0))
-    parts = explain(levels, pieces, valid)
-    return scores, calibrator.shares(parts)
-
-
-# Each evidence's say in the ranking, per unit of its level (residual, level, relation,
-# daily). The relation's terms localise a break poorly: they run through whichever metric
-# hardly ever moves. Ranked by them alone, SMD's alerts name their labelled metrics at
-# HitRate@150% 0.62, against 0.84 for the residual and for the level. So they only break ties
-# where no other evidence names a metric. Measured on the alerts of the same run (relation
-# weight 1 / 0.3 / 0.1 / 0.01 / 0): SMD 0.847 / 0.853 / 0.855 / 0.856 / 0.856, the traffic
-# corpus 0.917 / 0.917 / 0.917 / 1.000 / 1.000.
-SHARE_WEIGHTS = np.array([1.0, 1.0, 0.01, 1.0])
-
-
-def explain(levels: np.ndarray, pieces: list[np.ndarray | None], valid: np.ndarray
-            ) -> np.ndarray:
-    """Per metric, its part [B, D] of the event's evidence (-1 where invalid): each evidence's
-    per-metric pieces (the standardised forecast residuals, the squared deviations from the
-    running mean in the allowed direction, the terms of the relation's distance) as shares,
-    weighed by that evidence's level up to the level that scores 1, times its SHARE_WEIGHTS.
-
-    The cap: beyond it every evidence is as sure as a score can say, and a flat metric that
-    moves at all gives a level of thousands, which would drown what the other evidence
-    names. Measured HitRate@100% / @150% on SMD (README, Detection quality): 0.77 / 0.85
-    capped, 0.73 / 0.83 uncapped; the traffic corpus 1.00 either way."""
-    weight = (np.clip(levels, 0.0, calibration_tail.LEVEL_AT_ONE)
-              * SHARE_WEIGHTS[:len(levels), None])
-    parts = np.zeros(valid.shape)
-    for w, piece in zip(weight, pieces, strict=True):
-        if piece is None:
-            continue
-        x = np.where(valid, np.minimum(np.maximum(piece, 0.0), 1e300), 0.0)
-        total = x.sum(axis=1, keepdims=True)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            parts += w[:, None] * np.where(total > 0, x / total, 0.0)
-    return np.where(valid, parts, -1.0)
+    remembered = ranking.remember(a["ranking_memory"], bounds, s_all,
+                                  ranking.explain(levels, pieces, valid), scores)
+    return scores, calibrator.shares(remembered)

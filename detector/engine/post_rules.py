@@ -24,7 +24,7 @@ from fnmatch import fnmatchcase
 import numpy as np
 
 WARNING, CRITICAL = "warning", "critical"
-AGE_LIMIT = 1 << 40
+AGE_LIMIT = 1 << 30  # events since the peak, held in int32; beyond any cooldown
 
 
 def threshold_for(stream: str, default: float, overrides: Mapping[str, float]) -> float:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from detector.engine import Engine, EngineConfig, Event, calibrate, calibrator
+from detector.engine import Engine, EngineConfig, Event, calibrator, ranking
 from tests.unit.factories import T0
 
 FAST = EngineConfig(hidden_size=16, window=4, train_batch=8, warmup_events=32)
@@ -84,12 +84,12 @@ def test_evidence_beyond_the_level_that_scores_1_does_not_drown_the_other_eviden
     forecast = np.array([[30.0, 20.0, 0.1, 0.1]])
     deviation = np.array([[0.5, 0.5, 1e6, 0.2]])
     valid = np.ones((1, 4), dtype=bool)
-    parts = calibrate.explain(levels, [forecast, deviation, None], valid)
+    parts = ranking.explain(levels, [forecast, deviation, None], valid)
     order = list(np.argsort(-parts[0]))
     assert order[:3] == [2, 0, 1]
     shares = calibrator.shares(parts)[0]
     assert shares[0] + shares[1] > 0.3 and shares[2] < 0.7
-    assert np.all(calibrate.explain(levels, [forecast, deviation, None], ~valid) == -1.0)
+    assert np.all(ranking.explain(levels, [forecast, deviation, None], ~valid) == -1.0)
 
 
 def test_the_relation_terms_only_break_ties() -> None:
@@ -101,8 +101,52 @@ def test_the_relation_terms_only_break_ties() -> None:
     deviation = np.array([[4.0, 1.0, 0.5, 0.2]])
     terms = np.array([[1.0, 0.5, 0.1, 80.0]])
     valid = np.ones((1, 4), dtype=bool)
-    parts = calibrate.explain(levels, [forecast, deviation, terms], valid)
+    parts = ranking.explain(levels, [forecast, deviation, terms], valid)
     assert list(np.argsort(-parts[0]))[:2] == [0, 1]
     zero = np.zeros((1, 4))
-    alone = calibrate.explain(levels, [zero, zero, terms], valid)
+    alone = ranking.explain(levels, [zero, zero, terms], valid)
     assert list(np.argsort(-alone[0])) == [3, 0, 1, 2]
+
+
+def test_an_alert_late_in_an_incident_still_names_the_metrics_that_broke_at_its_onset() -> None:
+    # Stream 0: metrics 0 and 1 break (score 1), then a milder alert (0.75) that, alone,
+    # would name metric 3. The memory keeps the onset's metrics on top.
+    memory = np.zeros((2, 4), dtype=np.float32)
+    onset = np.array([[7.0, 6.0, 0.5, 0.5]])
+    late = np.array([[0.5, 0.5, 0.5, 3.0]])
+    out = ranking.remember(memory, [(0, 1)], np.array([0]), onset, np.array([1.0]))
+    assert list(np.argsort(-out[0]))[:2] == [0, 1]
+    out = ranking.remember(memory, [(0, 1)], np.array([0]), late, np.array([0.75]))
+    assert list(np.argsort(-out[0]))[:2] == [0, 1]
+    assert out[0, 3] > out[0, 2], "the late alert's own metric still ranks above the quiet one"
+    assert not memory[1].any(), "another stream's memory is untouched"
+
+
+def test_routine_events_hardly_move_the_memory_and_a_new_incident_takes_over() -> None:
+    memory = np.zeros((1, 4), dtype=np.float32)
+    s = np.array([0])
+    ranking.remember(memory, [(0, 1)], s, np.array([[7.0, 0.0, 0.0, 0.0]]), np.array([1.0]))
+    for _ in range(10):  # routine events naming metric 2, score 0.3
+        out = ranking.remember(memory, [(0, 1)], s, np.array([[0.0, 0.0, 2.0, 0.0]]),
+                               np.array([0.3]))
+    assert np.argmax(out[0]) == 0
+    for _ in range(5):  # a new incident through metric 1
+        out = ranking.remember(memory, [(0, 1)], s, np.array([[0.0, 7.0, 0.0, 0.0]]),
+                               np.array([1.0]))
+    assert np.argmax(out[0]) == 1
+    # Fades with the half-life: after it, half the memory is left.
+    before = memory.copy()
+    for _ in range(int(ranking.HALFLIFE_EVENTS)):
+        ranking.remember(memory, [(0, 1)], s, np.zeros((1, 4)), np.array([0.0]))
+    np.testing.assert_allclose(memory, before / 2, rtol=1e-4)
+
+
+def test_the_memory_takes_a_stream_s_events_in_wave_order_and_leaves_missing_metrics_out() -> None:
+    # One batch, stream 0 twice (two waves): the second event's output includes the first.
+    memory = np.zeros((1, 3), dtype=np.float32)
+    parts = np.array([[5.0, 0.0, 1.0], [0.0, 1.0, -1.0]])
+    out = ranking.remember(memory, [(0, 1), (1, 2)], np.array([0, 0]), parts,
+                           np.array([1.0, 1.0]))
+    np.testing.assert_allclose(out[0], [5.0, 0.0, 1.0])
+    np.testing.assert_allclose(out[1], [5.0 * ranking.DECAY, 1.0, -1.0], rtol=1e-6)
+    assert memory[0, 2] == pytest.approx(ranking.DECAY)
