@@ -42,7 +42,7 @@ class Alert:
               threshold: float, severity: str, error: float, expected: dict[str, float],
               actual: dict[str, float], ranked: Sequence[tuple[str, float]],
               model_version: str) -> Alert:
-        """`ranked`: (metric, share of the surprise) of the event's valid metrics, largest
+        """`ranked`: (metric, share of the recent evidence) of the event's valid metrics, largest
         first (BatchResult.ranked); metrics missing from the event follow with share null."""
         shares = dict(ranked)
         order = [name for name, _ in ranked] + [n for n in expected if n not in shares]

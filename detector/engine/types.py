@@ -132,8 +132,8 @@ class BatchResult:
     warming: np.ndarray
     expected: np.ndarray  # [n, max_metrics] forecast in the metric's own units
     actual: np.ndarray    # [n, max_metrics]
-    # [n, max_metrics] each metric's share of the event's standardised surprise (sums to 1
-    # over the event's valid metrics; NaN for the others): calibrator.shares
+    # [n, max_metrics] each metric's share of the evidence of its stream's recent unusual
+    # events (ranking.py; sums to 1 over the event's valid metrics; NaN for the others)
     contribution: np.ndarray
     metric_names: list[tuple[str, ...]]
     severity: np.ndarray  # "critical" / "warning" for an alert, "" otherwise
@@ -200,7 +200,7 @@ class BatchResult:
 
     def ranked(self, i: int) -> list[tuple[str, float]]:
         """(metric, share) of event i's valid metrics, the largest share first (ties in the
-        stream's metric order): the metrics that made the event unusual."""
+        stream's metric order): the metrics that made the stream unusual lately."""
         shares = [(n, float(self.contribution[i, j])) for j, n in enumerate(self.metric_names[i])
                   if not math.isnan(self.contribution[i, j])]
         return sorted(shares, key=lambda pair: -pair[1])

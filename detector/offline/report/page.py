@@ -84,8 +84,8 @@ zoom out, hover for the values. Times are UTC.</p>
 def _notes(labels: Path | None, summary: dict) -> list[str]:
     notes = ["Red markers are the alerts the engine published: the score reached the stream's "
              "alert threshold (dashed) outside the cooldown after a higher score. An alert is "
-             "marked on the metric with the largest share of its surprise (the squared "
-             "forecast residual in units of that metric's usual residual variance); grey "
+             "marked on the metric with the largest share of the stream's recent evidence "
+             "(README, the alert's metrics); grey "
              "dashed lines are the values the model expected."]
     if labels:
         notes.append(f"Shaded spans are label windows from {esc(str(labels))}; a window is "
