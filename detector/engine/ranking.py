@@ -63,12 +63,13 @@ def explain(levels: np.ndarray, pieces: list[np.ndarray | None], valid: np.ndarr
 def remember(memory: np.ndarray, bounds: list[tuple[int, int]], s_all: np.ndarray,
              parts: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Each event's parts (`explain`) taken into its stream's row of `memory` [streams, D],
-    wave by wave, and the memory after it per event (-1 where the event lacks the metric)."""
-    weight = np.clip(scores, 0.0, 1.0) ** SCORE_POWER
+    wave by wave, and the memory after it per event (-1 where the event lacks the metric);
+    `scores` in [0, 1] (calibration_tail.score). The output is read back from `memory`, as
+    stored, so a stream restored from a checkpoint ranks as it would have."""
+    weight = scores ** SCORE_POWER
     out = np.empty(parts.shape)
     for lo, hi in bounds:
         s = s_all[lo:hi]
-        kept = memory[s] * DECAY + np.maximum(parts[lo:hi], 0.0) * weight[lo:hi, None]
-        memory[s] = kept
+        memory[s] = memory[s] * DECAY + np.maximum(parts[lo:hi], 0.0) * weight[lo:hi, None]
         out[lo:hi] = np.where(parts[lo:hi] >= 0, memory[s], -1.0)
     return out
