@@ -41,7 +41,8 @@ def _field_specs(shape: ArenaShape) -> dict[str, tuple[tuple[int, ...], np.dtype
         "hist_time": ((2 * k, N_TIME_FEATURES), f32),  # their time-of-day/week features
         "hist_prior": ((2 * k, d), f32),               # seasonal step expected at each
         "metric_mask": ((d,), f32),                    # 1 for the stream's metric columns
-        "norm_mean": ((d,), f64), "norm_var": ((d,), f64), "norm_count": ((d,), f64),
+        "norm_mean": ((d,), f64), "norm_var": ((d,), f64), "norm_count": ((d,), f32),
+        "fraction_seen": ((d,), np.dtype(bool)),     # a value that is no whole number: no count
         "last_y": ((d,), f64),                         # newest compressed value seen
         "seen_min": ((d,), f64), "seen_max": ((d,), f64),  # range of the raw values so far
         "smooth": ((d,), f64),                         # running mean of the raw values

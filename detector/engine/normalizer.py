@@ -30,6 +30,25 @@ def resolution(mean: np.ndarray) -> np.ndarray:
     return 1e-3 * (1.0 + np.abs(mean))
 
 
+COUNT_RESOLUTION = 0.5  # a count is known to half a count: one count is at most 2 sigma
+
+
+def fraction(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Where a valid raw value is not a whole number: its metric is no count."""
+    return valid & (np.abs(x - np.round(x)) >= 1e-9)
+
+
+def count_step(mean: np.ndarray, counting: np.ndarray, log_transform: bool) -> np.ndarray:
+    """Per metric, the compressed size of one count at the running mean (compressed) where
+    `counting` (every value the metric has shown is a whole number: crashes, errors,
+    requests), else 0. A crash counter that sits at 0 and shows a 1 a few times a day has a
+    running spread of nearly nothing, so in sigmas its routine 1 would be thousands; one
+    count is the smallest change such a metric can make (from a mean of 0: log 2)."""
+    low = np.floor(np.abs(decompress(mean, log_transform)))
+    step = compress(low + 1.0, log_transform) - compress(low, log_transform)
+    return np.where(counting, step, 0.0)
+
+
 def scale(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
     """One z unit, in compressed-value units."""
     return np.sqrt(np.maximum(var, 0.0)) + resolution(mean)

@@ -20,7 +20,8 @@ WINDOW_FIELDS = ("hist", "hist_valid", "hist_time", "hist_prior")
 # Arena fields behind range_rule.RangeState, in its order.
 RANGE_FIELDS = ("seen_min", "seen_max", "smooth", "smooth_min", "smooth_max")
 # Observed's fields with one row per event.
-OBSERVED_ROWS = ("z", "dev", "daily", "last", "mean", "unit", "seen", "age", "outside", "done")
+OBSERVED_ROWS = ("z", "dev", "daily", "last", "mean", "unit", "step", "seen", "age", "outside",
+                 "done")
 ENCODER_FIELDS = ("hist", "hist_valid", "hist_time")  # the window the encoder reads
 
 
@@ -40,6 +41,7 @@ class Observed:
     last: np.ndarray
     mean: np.ndarray
     unit: np.ndarray
+    step: np.ndarray
     seen: np.ndarray
     age: np.ndarray
     outside: np.ndarray
@@ -67,6 +69,7 @@ def observe(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple[i
     obs = Observed(z=np.empty((n, d), np.float32), dev=np.empty((n, d)),
                    daily=np.empty((n, d if cfg.daily_evidence else 0)),
                    last=np.empty((n, d), np.float32), mean=np.empty((n, d)), unit=np.empty((n, d)),
+                   step=np.empty((n, d)),
                    seen=np.empty(n, np.int64), age=np.empty(n), outside=np.zeros(n, bool),
                    done=np.empty(n, bool))
     windows: list[list[np.ndarray]] = []
@@ -75,7 +78,10 @@ def observe(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple[i
     buckets = seasonal.bucket(ts, cfg.seasonal_buckets) if seasons else ts
     for lo, hi in bounds:
         s, v, yw = s_all[lo:hi], valid[lo:hi], y[lo:hi]
-        mean, var, count = a["norm_mean"][s], a["norm_var"][s], a["norm_count"][s]
+        # Stored as float32: whole numbers, exact up to 2^24, and beyond that only count > 0
+        # matters (the weight 1 / count reached its floor long before).
+        mean, var = a["norm_mean"][s], a["norm_var"][s]
+        count = a["norm_count"][s].astype(np.float64)
         unit = normalizer.scale(mean, var)
         z = normalizer.normalise(yw, v, mean, unit, count).astype(np.float32)
         # Persistence prior in today's scale: the stored window was normalised with the
@@ -88,7 +94,12 @@ def observe(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple[i
             last_z = last_z + prior
         obs.z[lo:hi], obs.last[lo:hi], obs.mean[lo:hi], obs.unit[lo:hi] = (
             z, last_z, mean, unit)
-        obs.dev[lo:hi] = level_evidence.deviation(yw, v, mean, unit, count)
+        fraction = a["fraction_seen"][s] | normalizer.fraction(x[lo:hi], v)
+        a["fraction_seen"][s] = fraction
+        step = normalizer.count_step(mean, v & (count > 0) & ~fraction, cfg.log_transform)
+        obs.step[lo:hi] = step
+        obs.dev[lo:hi] = level_evidence.deviation(
+            yw, v, mean, np.maximum(unit, normalizer.COUNT_RESOLUTION * step), count)
         if cfg.daily_evidence:
             trend, dt = daily.trend(a, s, ts[lo:hi], yw, v, count == 0)
             obs.daily[lo:hi] = daily.deviation(a, s, ts[lo:hi], trend, dt, v)

@@ -227,3 +227,47 @@ def test_a_daily_step_seen_every_day_stays_below_the_threshold_once_habitual(
     monkeypatch.setattr(daily_habit, "MIN_LEVEL", math.inf)
     strict = morning_scores(Engine(DAILY).process(office(9)).raw_score, 9)
     assert max(strict[4:]) == 1.0, strict
+
+
+# -- counts ------------------------------------------------------------------------------
+
+COUNT_STEP_S, COUNT_DAYS = 300.0, 6
+BURST = (5 * 288 + 100, 12)  # (first step, steps): a burst of crashes on day 6
+
+
+def crash_counter(burst: bool) -> list[Event]:
+    """One stream counting crashes per 5 minutes: about six a day at random, and with `burst`
+    three a step for an hour."""
+    rng = np.random.default_rng(3)
+    counts = rng.poisson(0.02, COUNT_DAYS * 288).astype(float)
+    if burst:
+        start, steps = BURST
+        counts[start:start + steps] = rng.poisson(3.0, steps) + 1
+    return [Event("svc-api/crashes", T0 + t * COUNT_STEP_S, {"crashes": c})
+            for t, c in enumerate(counts)]
+
+
+@functools.cache
+def _crashes(burst: bool) -> tuple[np.ndarray, np.ndarray]:
+    result = Engine(FAST).process(crash_counter(burst))
+    return result.raw_score, result.alert
+
+
+def test_a_crash_counters_routine_single_crashes_do_not_alert() -> None:
+    raw, alert = _crashes(False)
+    counts = np.array([e.metrics["crashes"] for e in crash_counter(False)])
+    crashes = np.flatnonzero(counts > 0)
+    alone = [t for t in crashes[crashes >= 288]  # after the first day, which may be news
+             if np.abs(crashes - t).min(initial=99, where=crashes != t) > 16]
+    assert len(alone) >= 10  # the routine is there to be judged
+    # In the stream's running sigmas each 1 is hundreds; one count is its smallest step.
+    assert raw[alone].max() < 0.3, raw[alone]
+    # Two crashes in ten minutes, for the first time since the range rule's warm-up, set a
+    # record of the running mean once (day 4); nothing else alerts.
+    assert alert[288:].sum() <= 1, np.flatnonzero(alert)
+
+
+def test_a_burst_of_crashes_alerts() -> None:
+    raw, alert = _crashes(True)
+    start, steps = BURST
+    assert alert[start:start + steps].any(), raw[start:start + steps]
