@@ -1,4 +1,5 @@
-"""`detector bench corpus` and `bench make-traffic-corpus`: their options and handlers.
+"""`detector bench corpus`, `bench make-traffic-corpus` and `bench make-kpi-corpus`: their
+options and handlers.
 
 Kept light at import (argparse only): `detector --help` builds these parsers.
 """
@@ -10,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-COMMANDS = ("corpus", "make-traffic-corpus")
+COMMANDS = ("corpus", "make-traffic-corpus", "make-kpi-corpus")
 
 
 def add_parsers(bench_sub: argparse._SubParsersAction) -> None:
@@ -47,6 +48,22 @@ def add_parsers(bench_sub: argparse._SubParsersAction) -> None:
                       help="incident kinds to inject (default: every kind the simulator knows)")
     make.add_argument("--seed", type=int, default=7, help="seed of the traffic and incidents")
 
+    kpi = bench_sub.add_parser(
+        "make-kpi-corpus", help="write simulated cloud-service KPIs as a labelled corpus",
+        description="Simulate one metric a minute of a service's KPIs (requests, p99 latency, "
+        "crash counts, error percentage; a daily load cycle, quieter weekends) with every "
+        "incident kind of each on files of their own, plus files without incident, and write "
+        "them under OUT in NAB's layout for `detector bench corpus`: label windows from an "
+        "hour before an incident to two hours after it, the first days as unlabelled history "
+        "(probation.json). The same arguments write the same files.")
+    kpi.add_argument("out", type=Path, metavar="OUT", help="folder to write")
+    kpi.add_argument("--per-kind", type=int, default=3, help="files per incident kind")
+    kpi.add_argument("--clean", type=int, default=3, help="files without incident, per KPI")
+    kpi.add_argument("--days", type=float, default=14.0, help="days each file covers")
+    kpi.add_argument("--history-days", type=float, default=5.0,
+                     help="leading days of unlabelled history (replayed, not scored)")
+    kpi.add_argument("--seed", type=int, default=11, help="seed of the KPIs and incidents")
+
 
 def add_run_options(bench: argparse.ArgumentParser, whole: str) -> None:
     """--out, --jobs, --files, --no-report: the options of a bench that replays a corpus."""
@@ -62,10 +79,12 @@ def add_run_options(bench: argparse.ArgumentParser, whole: str) -> None:
 
 
 def run_command(args: argparse.Namespace, config: object) -> int:
-    """Run `bench corpus` (with an EngineConfig) or `bench make-traffic-corpus`; exit code."""
+    """Run `bench corpus` (with an EngineConfig) or write a simulated corpus; exit code."""
     try:
         if args.bench == "corpus":
             return _corpus(args, config)
+        if args.bench == "make-kpi-corpus":
+            return _make_kpi_corpus(args)
         return _make_traffic_corpus(args)
     except (FileNotFoundError, ValueError, KeyError) as exc:
         print(f"detector: {exc}", file=sys.stderr)
@@ -99,4 +118,16 @@ def _make_traffic_corpus(args: argparse.Namespace) -> int:
     print(f"wrote {len(labelled) + spec.clean} streams of {spec.steps} rows "
           f"({spec.history} of history) to {args.out}: {len(labelled)} incidents "
           f"({spec.per_kind} each of {', '.join(kinds)}), {spec.clean} clean")
+    return 0
+
+
+def _make_kpi_corpus(args: argparse.Namespace) -> int:
+    from detector.sim.kpi import KpiCorpusSpec, write_kpi_corpus  # noqa: PLC0415 - numpy
+
+    spec = KpiCorpusSpec(per_kind=args.per_kind, clean=args.clean, days=args.days,
+                         history_days=args.history_days, seed=args.seed)
+    rows = write_kpi_corpus(args.out, spec)
+    incidents = sum(1 for r in rows.values() if r)
+    print(f"wrote {len(rows)} files of {spec.steps} rows ({spec.history} of history) to "
+          f"{args.out}: {incidents} incidents, {len(rows) - incidents} clean")
     return 0

@@ -134,7 +134,7 @@ def bench_nab_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def bench_corpus_command(args: argparse.Namespace, settings: Settings) -> int:
-    """`detector bench corpus` and `bench make-traffic-corpus` (detector.bench.commands)."""
+    """`detector bench corpus`, `make-traffic-corpus`, `make-kpi-corpus` (bench.commands)."""
     from detector.engine import EngineConfig  # noqa: PLC0415
 
     return corpus_benches.run_command(args, EngineConfig.from_settings(settings))
