@@ -47,8 +47,7 @@ def calibrate(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple
     learn = obs.seen >= max(2 * config.window, config.warmup_events // 2)
     tail_learn = learn & (obs.seen >= calibration_tail.LEARN_AFTER)
     residual_y = residual * obs.unit
-    min_var = np.maximum(normalizer.resolution(obs.mean),
-                         normalizer.COUNT_RESOLUTION * obs.step) ** 2
+    min_var = np.maximum(normalizer.resolution(obs.mean), obs.count_sigma) ** 2
     prior_var = obs.unit ** 2
     dirs, dev = a["direction"][s_all], obs.dev
     moved = direction.allowed_move(residual_y, dev * obs.unit, dirs)

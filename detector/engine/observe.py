@@ -20,15 +20,16 @@ WINDOW_FIELDS = ("hist", "hist_valid", "hist_time", "hist_prior")
 # Arena fields behind range_rule.RangeState, in its order.
 RANGE_FIELDS = ("seen_min", "seen_max", "smooth", "smooth_min", "smooth_max")
 # Observed's fields with one row per event.
-OBSERVED_ROWS = ("z", "dev", "daily", "last", "mean", "unit", "step", "seen", "age", "outside",
-                 "done")
+OBSERVED_ROWS = ("z", "dev", "daily", "last", "mean", "unit", "count_sigma", "seen", "age",
+                 "outside", "done")
 ENCODER_FIELDS = ("hist", "hist_valid", "hist_time")  # the window the encoder reads
 
 
 @dataclass
 class Observed:
     """What pass 1 hands on, one row per event: z (float32), the persistence prior `last`, the
-    normaliser's mean and unit before the event, the unclipped deviation from that mean,
+    normaliser's mean and unit before the event, the sigma a count never goes below (half of
+    normalizer.count_step; 0 for other metrics), the unclipped deviation from that mean,
     the daily trend's deviation from its hour's (evidence/daily.py; [rows, 0] when off),
     events seen before it, the seconds since its stream's first event, the range rule's
     verdict, whether the event completed its stream's window (`done`); the encoder's window
@@ -41,7 +42,7 @@ class Observed:
     last: np.ndarray
     mean: np.ndarray
     unit: np.ndarray
-    step: np.ndarray
+    count_sigma: np.ndarray
     seen: np.ndarray
     age: np.ndarray
     outside: np.ndarray
@@ -69,7 +70,7 @@ def observe(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple[i
     obs = Observed(z=np.empty((n, d), np.float32), dev=np.empty((n, d)),
                    daily=np.empty((n, d if cfg.daily_evidence else 0)),
                    last=np.empty((n, d), np.float32), mean=np.empty((n, d)), unit=np.empty((n, d)),
-                   step=np.empty((n, d)),
+                   count_sigma=np.empty((n, d)),
                    seen=np.empty(n, np.int64), age=np.empty(n), outside=np.zeros(n, bool),
                    done=np.empty(n, bool))
     windows: list[list[np.ndarray]] = []
@@ -96,10 +97,11 @@ def observe(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple[i
             z, last_z, mean, unit)
         fraction = a["fraction_seen"][s] | normalizer.fraction(x[lo:hi], v)
         a["fraction_seen"][s] = fraction
-        step = normalizer.count_step(mean, v & (count > 0) & ~fraction, cfg.log_transform)
-        obs.step[lo:hi] = step
-        obs.dev[lo:hi] = level_evidence.deviation(
-            yw, v, mean, np.maximum(unit, normalizer.COUNT_RESOLUTION * step), count)
+        count_sigma = normalizer.COUNT_RESOLUTION * normalizer.count_step(
+            mean, v & (count > 0) & ~fraction, cfg.log_transform)
+        obs.count_sigma[lo:hi] = count_sigma
+        obs.dev[lo:hi] = level_evidence.deviation(yw, v, mean, np.maximum(unit, count_sigma),
+                                                  count)
         if cfg.daily_evidence:
             trend, dt = daily.trend(a, s, ts[lo:hi], yw, v, count == 0)
             obs.daily[lo:hi] = daily.deviation(a, s, ts[lo:hi], trend, dt, v)

@@ -153,11 +153,11 @@ def write_traffic_corpus(out: Path, spec: TrafficCorpusSpec) -> list[LabelledInc
                          for k, v in spec.__dict__.items()},
                 "incidents": [{**li.incident.to_dict(), "file": li.rel,
                                "window_rows": list(li.window)} for li in labelled]}
-    _write_json(out / "labels" / "combined_windows.json", dict(sorted(windows.items())))
-    _write_json(out / "probation.json", {rels[s]: spec.history for s in sorted(
+    write_json(out / "labels" / "combined_windows.json", dict(sorted(windows.items())))
+    write_json(out / "probation.json", {rels[s]: spec.history for s in sorted(
         plan.streams, key=rels.get)})
-    _write_json(out / "root_cause.json", dict(sorted(causes.items())))
-    _write_json(out / "incidents.json", manifest)
+    write_json(out / "root_cause.json", dict(sorted(causes.items())))
+    write_json(out / "incidents.json", manifest)
     return labelled
 
 
@@ -171,6 +171,7 @@ def _simulate(plan: TrafficPlan, spec: TrafficCorpusSpec) -> np.ndarray:
     return values
 
 
-def _write_json(path: Path, value: object) -> None:
+def write_json(path: Path, value: object) -> None:
+    """`value` as indented JSON at `path`, its folder made."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(value, indent=1) + "\n")

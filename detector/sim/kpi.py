@@ -24,14 +24,14 @@ The same spec writes byte-identical files.
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+from detector.sim.corpus import TIMESTAMP_FORMAT, write_json
+
 LEAD_STEPS, LAG_STEPS = 60, 120  # the label window around an incident, in minutes
 START_TS = 1772409600.0  # 2026-03-02 00:00 UTC, a Monday
 
@@ -148,9 +148,9 @@ def write_kpi_corpus(out: Path, spec: KpiCorpusSpec) -> dict[str, list[int]]:
         rows[rel] = [] if incident is None else [start, end]
         windows[rel] = [] if incident is None else [
             [stamps[start - LEAD_STEPS], stamps[min(end + LAG_STEPS, spec.steps - 1)]]]
-    _write_json(out / "labels" / "combined_windows.json", dict(sorted(windows.items())))
-    _write_json(out / "probation.json", {rel: spec.history for rel in sorted(windows)})
-    _write_json(out / "incidents.json", {"spec": spec.__dict__, "incident_rows": rows})
+    write_json(out / "labels" / "combined_windows.json", dict(sorted(windows.items())))
+    write_json(out / "probation.json", {rel: spec.history for rel in sorted(windows)})
+    write_json(out / "incidents.json", {"spec": spec.__dict__, "incident_rows": rows})
     return rows
 
 
@@ -161,7 +161,3 @@ def _write_csv(path: Path, metric: str, stamps: list[str], values: np.ndarray) -
         writer.writerow(("timestamp", metric))
         writer.writerows((stamp, f"{v:.10g}") for stamp, v in zip(stamps, values, strict=True))
 
-
-def _write_json(path: Path, value: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(value, indent=1) + "\n")

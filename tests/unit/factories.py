@@ -1,8 +1,9 @@
-"""Seeded event factories for unit tests."""
+"""Seeded event factories for unit tests, and a folder's files for comparing written output."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -50,3 +51,9 @@ def fleet(n_streams: int = 4, n_steps: int = 200, n_metrics: int = 2, *, seed: i
             events.append(Event(f"host-{s}/if{width}", T0 + t * step_s,
                                 {f"m{j}": float(v) for j, v in enumerate(values[:width])}))
     return events
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    """Every file under `root` by its relative path: two writes compare byte for byte."""
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file()}

@@ -21,13 +21,9 @@ from detector.sim.kpi import (
     simulate,
     write_kpi_corpus,
 )
+from tests.unit.factories import files_of
 
 SPEC = KpiCorpusSpec(per_kind=1, clean=1, days=3.0, history_days=1.0, seed=5)
-
-
-def files_of(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_same_spec_writes_identical_files_and_another_seed_differs(tmp_path: Path) -> None:

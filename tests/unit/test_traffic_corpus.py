@@ -19,13 +19,9 @@ from detector.sim.corpus import (
     write_traffic_corpus,
 )
 from detector.sim.traffic import INCIDENT_KINDS, METRICS, TrafficGenerator
+from tests.unit.factories import files_of
 
 SPEC = TrafficCorpusSpec(per_kind=1, clean=2, days=3.0, history_days=1.0, seed=5)
-
-
-def files_of(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_same_spec_writes_identical_files_and_another_seed_differs(tmp_path: Path) -> None:
