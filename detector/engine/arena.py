@@ -32,6 +32,7 @@ class ArenaShape:
 # name -> (trailing shape builder, dtype). One table so growth and codecs cannot miss a field.
 def _field_specs(shape: ArenaShape) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     h, k, d = shape.hidden, shape.window, shape.max_metrics
+    seasons = d if shape.seasonal_buckets > 0 else 0  # off, the prior is 0: no columns
     f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
     specs = {
         "h": ((h,), f32), "c": ((h,), f32),            # carried LSTM state
@@ -39,7 +40,7 @@ def _field_specs(shape: ArenaShape) -> dict[str, tuple[tuple[int, ...], np.dtype
         "hist": ((2 * k, d), f32),                     # last 2K normalised inputs, newest last
         "hist_valid": ((2 * k, d), f32),               # 1 where that input was present
         "hist_time": ((2 * k, N_TIME_FEATURES), f32),  # their time-of-day/week features
-        "hist_prior": ((2 * k, d), f32),               # seasonal step expected at each
+        "hist_prior": ((2 * k, seasons), f32),         # seasonal step expected at each input
         "metric_mask": ((d,), f32),                    # 1 for the stream's metric columns
         "norm_mean": ((d,), f64), "norm_var": ((d,), f64), "norm_count": ((d,), f32),
         "fraction_seen": ((d,), np.dtype(bool)),     # a value that is no whole number: no count

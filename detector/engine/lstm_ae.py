@@ -88,7 +88,9 @@ class LstmAutoencoder(nn.Module):
                                [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh],
                                True, 1, 0.0, self.training, False, True)
         before = torch.cat((h0[:, None], out[:, :-1]), dim=1)           # [B, K, H]
-        last = hist[:, k - 1:2 * k - 1] + hist_prior[:, chunk]         # [B, K, D]
+        last = hist[:, k - 1:2 * k - 1]                                 # [B, K, D]
+        if hist_prior.shape[-1]:  # seasonal steps on (off, the arena has no prior columns)
+            last = last + hist_prior[:, chunk]
         code = None
         if self.bidirectional:
             seen = [t[:, :2 * k - 1].unfold(1, k, 1).transpose(2, 3).reshape(batch * k, k, -1)

@@ -120,7 +120,7 @@ def observe(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple[i
         a["norm_mean"][s], a["norm_var"][s], a["norm_count"][s] = nm, nv, nc
         a["last_y"][s] = np.where(v, yw, last_y)
         new = [("hist", z), ("hist_valid", valid32[lo:hi]), ("hist_time", tf[lo:hi])]
-        if seasons:  # without seasons the prior stays 0
+        if seasons:  # without seasons the arena has no prior columns (the prior is 0)
             new.append(("hist_prior", prior.astype(np.float32)))
         for name, value in new:
             arr = a[name]
