@@ -15,14 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detector.units import memory_size_bytes
@@ -248,34 +241,41 @@ class AlertSettings(_Section):
                                  "can alert): one incident, one alert.")
     warmup_events: int = Field(64, ge=0, le=1_000_000, description="Events of a new stream "
                                "during which it scores 0 and never alerts.")
-    spatial_margin: float = Field(0.02, ge=0.0, le=10.0, description="Range rule: the running "
-                                  "mean of a value (half-life spatial_halflife events) beyond "
-                                  "the range of that mean so far by more than this fraction of "
-                                  "the range scores 1 (a sustained shift out of the usual band); "
-                                  "0 = the range rule is off.")
-    spatial_value_margin: float = Field(0.2, ge=0.0, le=10.0, description="Range rule: a single "
-                                        "value beyond the stream's own range so far by more "
-                                        "than this fraction of that range scores 1 (a new "
-                                        "extreme); both margins are x (1 + 0.2 ln D) on a "
-                                        "stream of D metrics.")
+    spatial_margin: float = Field(
+        0.02, ge=0.0, le=10.0, description="Range rule: the running mean of a value (half-life "
+        "spatial_halflife events) beyond the range of that mean so far by more than this "
+        "fraction of the range scores 1 (a sustained shift out of the usual band); 0 = the "
+        "range rule is off.")
+    spatial_value_margin: float = Field(
+        0.2, ge=0.0, le=10.0, description="Range rule: a single value beyond the stream's own "
+        "range so far by more than this fraction of that range scores 1 (a new extreme); all "
+        "margins are x (1 + 0.2 ln D) on a stream of D metrics.")
     spatial_halflife: float = Field(16.0, ge=0.0, le=1_000_000, description="Half-life, in "
-                                    "events, of the running mean the range rule checks; 0 = "
-                                    "single values only.")
-    spatial_warmup_s: float = Field(259_200.0, ge=0.0, le=1e9, description="Seconds a stream "
-                                    "must span (first to current event) before the range rule "
-                                    "trusts its ranges and the relation evidence how its "
-                                    "metrics move together: a young stream's first busy hours "
-                                    "are no incident. 259200 = three daily cycles.")
+                                    "events, of the range rule's running mean; 0 = values only.")
+    spatial_warmup_s: float = Field(
+        259_200.0, ge=0.0, le=1e9, description="Seconds a stream must span (first to current "
+        "event) before the range rule trusts its ranges and the relation evidence how its "
+        "metrics move together: a young stream's first busy hours are no incident. 259200 = "
+        "three daily cycles.")
+    spatial_drift_margin: float = Field(
+        0.05, ge=0.0, le=10.0, description="Range rule: the running mean beyond the range it "
+        "had settled at (taken in every spatial_halflife events) by more than this fraction of "
+        "the range scores 1, once a drift: a mean drifting beyond every level it has held, "
+        "however smoothly; 0 = off.")
+    spatial_drift_warmup_s: float = Field(
+        604_800.0, ge=0.0, le=1e9, description="Seconds a stream must span before the range "
+        "rule judges its mean's drift: a first weekend sets lows no weekday reached. 604800 = "
+        "a week.")
     level_evidence: bool = Field(True, description="Also score how far each value lies from "
                                  "its stream's running mean, in running standard deviations.")
-    relation_evidence: bool = Field(True, description="Also score a stream's metrics leaving "
-                                    "the way they usually move together (a Mahalanobis "
-                                    "distance of their z-scores). Its state (max_metrics^2 x 4 "
-                                    "bytes per stream) is kept either way.")
-    daily_evidence: bool = Field(True, description="Also score a metric's trend (15-min "
-                                 "minus 2-hour mean) leaving its usual trend at that hour of "
-                                 "day, trusted from its 3rd day seen (a daily pattern moved by "
-                                 "hours); 204 x lane width + 484 bytes per stream.")
+    relation_evidence: bool = Field(
+        True, description="Also score a stream's metrics leaving the way they usually move "
+        "together (a Mahalanobis distance of their z-scores). Its state (max_metrics^2 x 4 "
+        "bytes per stream) is kept either way.")
+    daily_evidence: bool = Field(
+        True, description="Also score a metric's trend (15-min minus 2-hour mean) leaving its "
+        "usual trend at that hour of day, trusted from its 3rd day seen (a daily pattern moved "
+        "by hours); 204 x lane width + 484 bytes per stream.")
     directions: dict[str, str | dict[str, str]] = Field(
         default_factory=dict, description="Which way streams and metrics may alert, as JSON: "
         "stream glob → \"up\", \"down\" or \"both\", or → {metric glob: direction}; "

@@ -5,7 +5,7 @@ One formula, measured with `python -m detector.bench.memory` (README, Memory):
     needed = BASE + partitions x (PARTITION + max_streams x per_stream)
     per_stream = 2.5 x state row bytes + 3 KiB
 
-The state row is the row of every arena array of a stream of 4 metrics (3,828 bytes with the
+The state row is the row of every arena array of a stream of 4 metrics (3,904 bytes with the
 default model; it grows with DETECTOR_MODEL_HIDDEN_SIZE, _WINDOW and _SEASONAL_BUCKETS).
 Admission (engine/admission.py) counts max_streams in such rows, so a wider stream takes the
 room of several and the formula holds whatever the widths. A stream costs more than its row:

@@ -47,7 +47,11 @@ def _field_specs(shape: ArenaShape) -> dict[str, tuple[tuple[int, ...], np.dtype
         "last_y": ((d,), f64),                         # newest compressed value seen
         "seen_min": ((d,), f64), "seen_max": ((d,), f64),  # range of the raw values so far
         "smooth": ((d,), f64),                         # running mean of the raw values
-        "smooth_min": ((d,), f64), "smooth_max": ((d,), f64),  # and its range so far
+        # Its range as of the last settling and since, whether out on a drift (evidence/range.py).
+        "smooth_min": ((d,), f64), "smooth_max": ((d,), f64),
+        "smooth_recent_min": ((d,), f64), "smooth_recent_max": ((d,), f64),
+        "smooth_drifting": ((d,), np.dtype(bool)),
+        "range_broke_at": ((), f64),  # the stream's age at its last range break (NaN: none)
         "res_var": ((d,), f64), "res_count": ((), f64),  # forecast residual statistics
         # Decayed counts of past surprise levels, per evidence (calibration_tail).
         "surprise_hist": ((N_LEVEL_BINS,), f32), "level_hist": ((N_LEVEL_BINS,), f32),
@@ -130,6 +134,7 @@ class StreamArena:
         self.arrays["threshold"][slot] = threshold
         self.arrays["seen_min"][slot] = np.nan  # no value seen yet
         self.arrays["seen_max"][slot] = np.nan
+        self.arrays["range_broke_at"][slot] = np.nan
         return slot
 
     def put(self, stream: str, metric_names: tuple[str, ...], row: dict[str, np.ndarray]

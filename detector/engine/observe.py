@@ -18,7 +18,8 @@ from detector.engine.types import EngineConfig
 
 WINDOW_FIELDS = ("hist", "hist_valid", "hist_time", "hist_prior")
 # Arena fields behind range_rule.RangeState, in its order.
-RANGE_FIELDS = ("seen_min", "seen_max", "smooth", "smooth_min", "smooth_max")
+RANGE_FIELDS = ("seen_min", "seen_max", "smooth", "smooth_min", "smooth_max",
+                "smooth_recent_min", "smooth_recent_max", "smooth_drifting", "range_broke_at")
 # Observed's fields with one row per event.
 OBSERVED_ROWS = ("z", "dev", "daily", "last", "mean", "unit", "count_sigma", "seen", "age",
                  "outside", "done")
@@ -113,7 +114,7 @@ def observe(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple[i
             windows.append([a[name][s, k:] for name in ENCODER_FIELDS])
         if spatial:
             obs.outside[lo:hi] = _outside_range(cfg, a, s, x[lo:hi], v, obs.age[lo:hi],
-                                                mask.sum(axis=1))
+                                                mask.sum(axis=1), seen)
         if seasons:
             seasonal.learn_step(a, s, buckets[lo:hi], yw, v & (count > 0))
         nm, nv, nc = normalizer.update(yw, v, mean, var, count, cfg.normalizer_halflife)
@@ -143,14 +144,17 @@ def observe(config: EngineConfig, a: dict[str, np.ndarray], bounds: list[tuple[i
 
 
 def _outside_range(cfg: EngineConfig, a: dict[str, np.ndarray], s: np.ndarray, x: np.ndarray,
-                   valid: np.ndarray, age: np.ndarray, n_metrics: np.ndarray) -> np.ndarray:
+                   valid: np.ndarray, age: np.ndarray, n_metrics: np.ndarray,
+                   seen: np.ndarray) -> np.ndarray:
     """Per event of the wave: the range rule (evidence/range.py) against the stream's ranges
-    so far, which then take the event in; `n_metrics`: each stream's number of metrics."""
+    so far, which then take the event in; `n_metrics`: each stream's number of metrics,
+    `seen`: its events before this one."""
     rule = range_rule.RangeRule(cfg.spatial_margin, cfg.spatial_value_margin,
-                                cfg.spatial_halflife, cfg.spatial_warmup_s)
+                                cfg.spatial_halflife, cfg.spatial_warmup_s,
+                                cfg.spatial_drift_margin, cfg.spatial_drift_warmup_s)
     state = range_rule.RangeState(*(a[name][s] for name in RANGE_FIELDS))
     broke, state = range_rule.observe(rule, state, x, valid, age, a["direction"][s],
-                                      n_metrics)
+                                      n_metrics, seen)
     for name, value in zip(RANGE_FIELDS, state, strict=True):
         a[name][s] = value
     return broke

@@ -54,6 +54,8 @@ class EngineConfig:
     spatial_value_margin: float = 0.2
     spatial_halflife: float = 16.0
     spatial_warmup_s: float = 259_200.0
+    spatial_drift_margin: float = 0.05
+    spatial_drift_warmup_s: float = 604_800.0
     level_evidence: bool = True
     relation_evidence: bool = True
     daily_evidence: bool = True
@@ -85,7 +87,8 @@ class EngineConfig:
             calibration_halflife=a.calibration_halflife, warmup_events=a.warmup_events,
             cooldown_events=a.cooldown_events, spatial_margin=a.spatial_margin,
             spatial_value_margin=a.spatial_value_margin, spatial_halflife=a.spatial_halflife,
-            spatial_warmup_s=a.spatial_warmup_s, level_evidence=a.level_evidence,
+            spatial_warmup_s=a.spatial_warmup_s, spatial_drift_margin=a.spatial_drift_margin,
+            spatial_drift_warmup_s=a.spatial_drift_warmup_s, level_evidence=a.level_evidence,
             relation_evidence=a.relation_evidence, daily_evidence=a.daily_evidence,
             directions=dict(a.directions),
             threshold=a.threshold,

@@ -158,6 +158,40 @@ def test_after_the_warm_up_the_same_new_peak_scores_one_from_the_range_rule() ->
     assert peak_raw(dataclasses.replace(FAST, spatial_margin=0.0), ramp_at).max() < 0.7
 
 
+def drifting(rise: float) -> list[Event]:
+    """The ±30% daily cycle of 15-minute steps for 9 days, then its level climbing by `rise`
+    over two days and staying there: no single value beyond its range by the value margin,
+    and no event moving the running mean by the mean margin."""
+    rng = np.random.default_rng(1)
+    events = []
+    for t in range(12 * PER_DAY):
+        day = math.sin(2 * math.pi * (t % PER_DAY) / PER_DAY)
+        level = 1 + rise * min(1.0, max(0.0, (t - 9 * PER_DAY) / (2 * PER_DAY)))
+        v = 1000 * level * (1 + 0.3 * day) * math.exp(rng.normal(0, 0.01))
+        events.append(Event("room-temp", T0 + 900.0 * t, {"v": v}))
+    return events
+
+
+def test_a_mean_drifting_beyond_every_level_it_has_held_scores_one() -> None:
+    # A climb of 8 % drifts the mean past the drift margin (0.05 of its range), and in no
+    # single event past the mean margin.
+    events = drifting(0.08)
+    config = FAST
+    values = np.array([e.metrics["v"] for e in events])
+    before, after = values[:9 * PER_DAY], values[9 * PER_DAY:]
+    width = before.max() - before.min()
+    assert after.max() < before.max() + config.spatial_value_margin * width  # no new extreme
+    raw = {name: Engine(dataclasses.replace(config, **change)).process(events).raw_score
+           for name, change in (("drift", {}), ("no drift", {"spatial_drift_margin": 0.0}),
+                                ("no rule", {"spatial_margin": 0.0}))}
+    # The jump check alone never fires on it: the rule without the drift scores as no rule.
+    np.testing.assert_array_equal(raw["no drift"], raw["no rule"])
+    assert raw["no drift"][9 * PER_DAY:].max() < 0.7
+    assert raw["drift"][9 * PER_DAY:].max() == 1.0
+    # Before the climb the two agree: nine days of the same cycle never drift.
+    np.testing.assert_array_equal(raw["drift"][:9 * PER_DAY], raw["no drift"][:9 * PER_DAY])
+
+
 # -- each stream's own tail --------------------------------------------------------------
 
 PER_DAY_5MIN = 288
