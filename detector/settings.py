@@ -260,7 +260,7 @@ class AlertSettings(_Section):
     spatial_drift_margin: float = Field(
         0.05, ge=0.0, le=10.0, description="Range rule: the running mean beyond the range it "
         "had settled at (taken in every spatial_halflife events) by more than this fraction of "
-        "the range scores 1, once a drift: a mean drifting beyond every level it has held, "
+        "the range scores 1, once per drift: a mean drifting beyond every level it has held, "
         "however smoothly; 0 = off.")
     spatial_drift_warmup_s: float = Field(
         604_800.0, ge=0.0, le=1e9, description="Seconds a stream must span before the range "
