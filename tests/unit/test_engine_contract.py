@@ -55,6 +55,10 @@ VARIANTS = {
     "seasonal_steps": Variant(dataclasses.replace(BASE, seasonal_buckets=24)),
     # The default 3-day warm-up outlasts the suite's 10 hours of events: trust ranges at 5.
     "range_rule": Variant(dataclasses.replace(BASE, spatial_warmup_s=5 * 3600.0)),
+    # The drift's week as well: judged from 5 hours, so its settled ranges and flags are
+    # carried through batches, restores and evictions.
+    "range_drift": Variant(dataclasses.replace(BASE, spatial_warmup_s=5 * 3600.0,
+                                               spatial_drift_warmup_s=5 * 3600.0)),
     "range_off": Variant(dataclasses.replace(BASE, spatial_margin=0.0)),
     "no_level_relation": Variant(dataclasses.replace(BASE, level_evidence=False,
                                                      relation_evidence=False)),
