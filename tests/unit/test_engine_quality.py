@@ -176,12 +176,11 @@ def test_a_mean_drifting_beyond_every_level_it_has_held_scores_one() -> None:
     # A climb of 8 % drifts the mean past the drift margin (0.05 of its range), and in no
     # single event past the mean margin.
     events = drifting(0.08)
-    config = FAST
     values = np.array([e.metrics["v"] for e in events])
     before, after = values[:9 * PER_DAY], values[9 * PER_DAY:]
     width = before.max() - before.min()
-    assert after.max() < before.max() + config.spatial_value_margin * width  # no new extreme
-    raw = {name: Engine(dataclasses.replace(config, **change)).process(events).raw_score
+    assert after.max() < before.max() + FAST.spatial_value_margin * width  # no new extreme
+    raw = {name: Engine(dataclasses.replace(FAST, **change)).process(events).raw_score
            for name, change in (("drift", {}), ("no drift", {"spatial_drift_margin": 0.0}),
                                 ("no rule", {"spatial_margin": 0.0}))}
     # The jump check alone never fires on it: the rule without the drift scores as no rule.

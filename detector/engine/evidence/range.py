@@ -105,15 +105,15 @@ def observe(rule: RangeRule, state: RangeState, x: np.ndarray, valid: np.ndarray
         # A jump: beyond the range of every mean so far (the settled one and the recent).
         jumped, _, _ = _beyond(mean, valid, np.fmin(mean_lo, recent_lo),
                                np.fmax(mean_hi, recent_hi), rule.mean_margin * scale, direction)
-        drifted, recent_lo, recent_hi = _beyond(mean, valid, mean_lo, mean_hi,
-                                                rule.drift_margin * scale, direction,
-                                                recent_lo, recent_hi)
+        drifted, _, _ = _beyond(mean, valid, mean_lo, mean_hi, rule.drift_margin * scale,
+                                direction)
+        recent_lo, recent_hi = _take_in(recent_lo, recent_hi, mean, valid)
         # A drift within a day of a break is the same excursion settling (a level shift's
-        # next daily peak), not a new one.
+        # next daily peak), not a new one. A stream that never broke (NaN) is calm.
         calm = ~(age - state.broke_at < AFTER_BREAK_S)
         drifted &= (rule.drift_margin > 0) & ((age >= rule.drift_warmup_s) & calm)[:, None]
         # One drift, one break: the mean breaks again only once back inside its settled range.
-        out, _, _ = _beyond(mean, valid, mean_lo, mean_hi, 0.0 * scale, direction)
+        out, _, _ = _beyond(mean, valid, mean_lo, mean_hi, 0.0, direction)
         broke |= jumped | (drifted & ~drifting)
         drifting = np.where(valid, (drifting & out) | drifted, drifting) & ~first
         settle = ((seen + 1) % settle_every(rule.halflife) == 0)[:, None]
@@ -127,17 +127,19 @@ def observe(rule: RangeRule, state: RangeState, x: np.ndarray, valid: np.ndarray
 
 
 def _beyond(x: np.ndarray, valid: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-            margin: np.ndarray, direction: np.ndarray,
-            into_lo: np.ndarray | None = None, into_hi: np.ndarray | None = None
+            margin: np.ndarray | float, direction: np.ndarray
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per metric: x beyond [lo, hi] by more than margin x (hi - lo) in an allowed direction
-    (never where nothing, or one value, was seen); then the range [into_lo, into_hi] (by
-    default [lo, hi] itself) takes the valid x in."""
+    (never where nothing, or one value, was seen); the range then takes the valid x in."""
     width = margin * (hi - lo)
     above = (x > hi + width) & (direction != DOWN)
     below = (x < lo - width) & (direction != UP)
     beyond = valid & (hi > lo) & (above | below)
+    return (beyond, *_take_in(lo, hi, x, valid))
+
+
+def _take_in(lo: np.ndarray, hi: np.ndarray, x: np.ndarray, valid: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """The range [lo, hi] widened to the valid x (NaN bounds: nothing in it yet)."""
     xv = np.where(valid, x, np.nan)
-    if into_lo is None or into_hi is None:
-        into_lo, into_hi = lo, hi
-    return beyond, np.fmin(into_lo, xv), np.fmax(into_hi, xv)
+    return np.fmin(lo, xv), np.fmax(hi, xv)
